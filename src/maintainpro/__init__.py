@@ -1,0 +1,3 @@
+"""MaintAInPro Integration Hub."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,15 @@
+"""The REST API under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from maintainpro.api.routes import assets, auth, inventory, schedules, users, work_orders
+
+
+def api_router() -> APIRouter:
+    """All API routes, mounted by the app under /api/v1."""
+    router = APIRouter(prefix="/api/v1")
+    for module in (auth, assets, work_orders, schedules, inventory, users):
+        router.include_router(module.router)
+    return router

@@ -1,0 +1,1 @@
+"""REST route modules, one per area of the CMMS."""

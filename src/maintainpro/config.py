@@ -1,0 +1,111 @@
+"""Settings: MAINTAINPRO_* environment variables and an optional maintainpro.toml."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///./data/maintainpro.db"
+CONFIG_FILE_ENV = "MAINTAINPRO_CONFIG"
+MIN_SECRET_LENGTH = 32
+# Values that people copy from tutorials; a key equal to one of these is as good as none.
+KNOWN_WEAK_SECRETS = frozenset(
+    {"changeme", "change-me", "secret", "secret-key", "dev", "development", "insecure", "password"}
+)
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run a server as they stand."""
+
+
+class Settings(BaseSettings):
+    """Everything the hub can be told; built once at start and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAINTAINPRO_",
+        extra="ignore",
+        toml_file="maintainpro.toml",
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: SecretStr | None = None
+    demo: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+    cookie_secure: bool = True
+    session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    api_token_ttl_days: int | None = Field(default=None, ge=1)
+    page_size_max: int = Field(default=500, ge=1)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order of precedence: arguments, environment, then the TOML file."""
+        toml_path = Path(os.environ.get(CONFIG_FILE_ENV, "maintainpro.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the operational database is an SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    def checked_for_server(self) -> Settings:
+        """Return settings fit to serve, or raise ConfigurationError saying what to fix.
+
+        Outside demo mode a real secret key is required. In demo mode a missing key is
+        replaced by a random one for this process, so demo sessions end with the process.
+        """
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if self.demo and not key:
+            return self.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48))})
+        if not key:
+            raise ConfigurationError(
+                "MAINTAINPRO_SECRET_KEY is not set. Generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` "
+                "and set it in the environment or in maintainpro.toml."
+            )
+        if key.lower() in KNOWN_WEAK_SECRETS or len(key) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"MAINTAINPRO_SECRET_KEY is too weak: use at least {MIN_SECRET_LENGTH} random "
+                "characters, not a placeholder."
+            )
+        return self
+
+    def secret(self) -> str:
+        """The secret key; call only on settings returned by checked_for_server()."""
+        if self.secret_key is None:
+            raise ConfigurationError("no secret key: call checked_for_server() first")
+        return self.secret_key.get_secret_value()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment and the TOML file, with explicit overrides."""
+    return Settings(**overrides)

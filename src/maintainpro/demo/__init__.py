@@ -1,0 +1,1 @@
+"""The demo plant: seed data and, later, device simulators."""

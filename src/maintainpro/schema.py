@@ -1,0 +1,15 @@
+"""Every table of the hub, imported in one place so that the metadata knows them all."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from maintainpro.core import assets, audit, events, inventory, schedules, users, work_orders
+from maintainpro.core.db import Base
+
+MODEL_MODULES = (assets, audit, events, inventory, schedules, users, work_orders)
+
+
+def metadata() -> MetaData:
+    """The metadata of every table, for Alembic and for test set-up."""
+    return Base.metadata
