@@ -1,0 +1,1 @@
+"""X12 EDI codec: parsing, validation, generation and transaction mapping."""
