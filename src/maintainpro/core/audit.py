@@ -94,8 +94,10 @@ def _changed_keys(obj: Any) -> list[str]:
 
 
 def _entity_id(obj: Any) -> str:
-    identity = inspect(obj).identity
-    return ",".join(str(part) for part in identity) if identity else "?"
+    # New rows have no identity key until after the flush, but their primary key is loaded.
+    state = inspect(obj)
+    values = [state.dict.get(column.key) for column in state.mapper.primary_key]
+    return ",".join(str(v) for v in values)
 
 
 def _after_flush(session: Session, _context: Any) -> None:
@@ -139,6 +141,33 @@ def _after_flush(session: Session, _context: Any) -> None:
             record(obj, "delete", _snapshot(obj, old=True), None)
     if rows:
         session.connection().execute(insert(AuditEntry), rows)
+
+
+def record_change(
+    session: Session,
+    action: str,
+    obj: Any,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Record a change made with a bulk statement, which the flush hook cannot see."""
+    actor: Actor = session.info.get("actor", SYSTEM)
+    session.connection().execute(
+        insert(AuditEntry),
+        [
+            {
+                "at": utcnow(),
+                "actor_id": actor.user_id,
+                "actor": actor.name,
+                "action": action,
+                "entity": obj.__tablename__,
+                "entity_id": _entity_id(obj),
+                "before": before,
+                "after": after,
+            }
+        ],
+    )
 
 
 def install_audit(session_class: type[Session] = Session) -> None:

@@ -72,7 +72,7 @@ def deliver_pending(
             try:
                 for handler in handlers.get(item.topic, []):
                     handler(item.topic, item.payload)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing handler is retried, never fatal
                 item.attempts += 1
                 item.last_error = f"{type(exc).__name__}: {exc}"
                 item.available_at = when + backoff(item.attempts)

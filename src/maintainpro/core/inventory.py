@@ -6,10 +6,11 @@ import datetime as dt
 import enum
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from maintainpro.core.assets import Location
+from maintainpro.core.audit import record_change
 from maintainpro.core.columns import Timestamped, text_enum
 from maintainpro.core.db import Base, UTCDateTime, utcnow
 
@@ -94,14 +95,54 @@ class StockError(ValueError):
     """A stock movement that cannot be made."""
 
 
-def _locked_stock(session: Session, stock_level_id: int) -> StockLevel:
-    # FOR UPDATE serialises concurrent reservations of the same bin on PostgreSQL; SQLite
-    # serialises writers anyway.
-    stock = session.scalar(
-        select(StockLevel).where(StockLevel.id == stock_level_id).with_for_update()
+def _move(
+    session: Session,
+    stock_level_id: int,
+    *,
+    on_hand: Decimal = ZERO,
+    reserved: Decimal = ZERO,
+    refusal: str,
+) -> StockLevel:
+    """Apply a stock movement atomically, or raise StockError with the refusal text.
+
+    The guard sits in the UPDATE itself, so two concurrent movements cannot both pass a check
+    made on a stale read (a lost update), on SQLite and PostgreSQL alike.
+    """
+    new_on_hand = StockLevel.on_hand + on_hand
+    new_reserved = StockLevel.reserved + reserved
+    result = session.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.id == stock_level_id,
+            new_reserved >= 0,
+            new_on_hand >= new_reserved,
+        )
+        .values(on_hand=new_on_hand, reserved=new_reserved, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
+    stock = session.get(StockLevel, stock_level_id)
     if stock is None:
         raise StockError(f"stock level {stock_level_id} does not exist")
+    session.refresh(stock)
+    if getattr(result, "rowcount", 0) != 1:
+        raise StockError(
+            refusal.format(
+                available=stock.available,
+                on_hand=stock.on_hand,
+                reserved=stock.reserved,
+                part=stock.part_id,
+            )
+        )
+    record_change(
+        session,
+        "update",
+        stock,
+        before={
+            "on_hand": str(stock.on_hand - on_hand),
+            "reserved": str(stock.reserved - reserved),
+        },
+        after={"on_hand": str(stock.on_hand), "reserved": str(stock.reserved)},
+    )
     return stock
 
 
@@ -111,13 +152,12 @@ def reserve(
     """Hold available stock for a work order, refusing to promise more than is available."""
     if quantity <= 0:
         raise StockError("a reservation needs a positive quantity")
-    stock = _locked_stock(session, stock_level_id)
-    if quantity > stock.available:
-        raise StockError(
-            f"only {stock.available} of part {stock.part_id} available at this location, "
-            f"{quantity} asked"
-        )
-    stock.reserved += quantity
+    stock = _move(
+        session,
+        stock_level_id,
+        reserved=quantity,
+        refusal=f"only {{available}} of part {{part}} available at this location, {quantity} asked",
+    )
     reservation = Reservation(
         work_order_id=work_order_id, stock_level_id=stock.id, quantity=quantity
     )
@@ -132,20 +172,22 @@ def close_reservation(
     """Release a reservation back to stock, or consume it (the parts were used)."""
     if reservation.status is not ReservationStatus.ACTIVE:
         raise StockError(f"reservation {reservation.id} is already {reservation.status.value}")
-    stock = _locked_stock(session, reservation.stock_level_id)
-    stock.reserved -= reservation.quantity
-    if consume:
-        stock.on_hand -= reservation.quantity
+    _move(
+        session,
+        reservation.stock_level_id,
+        reserved=-reservation.quantity,
+        on_hand=-reservation.quantity if consume else ZERO,
+        refusal="stock level changed under the reservation: {on_hand} on hand, {reserved} reserved",
+    )
     reservation.status = ReservationStatus.CONSUMED if consume else ReservationStatus.RELEASED
     reservation.closed_at = now or utcnow()
 
 
 def adjust_stock(session: Session, stock_level_id: int, delta: Decimal) -> StockLevel:
     """Receive (positive) or issue (negative) stock, never below what is reserved."""
-    stock = _locked_stock(session, stock_level_id)
-    if stock.on_hand + delta < stock.reserved:
-        raise StockError(
-            f"cannot take {-delta}: {stock.on_hand} on hand, {stock.reserved} reserved"
-        )
-    stock.on_hand += delta
-    return stock
+    return _move(
+        session,
+        stock_level_id,
+        on_hand=delta,
+        refusal=f"cannot take {-delta}: {{on_hand}} on hand, {{reserved}} reserved",
+    )

@@ -114,7 +114,7 @@ def open_work_order(
             {
                 "work_order_id": order.id,
                 "part_id": shortage.part_id,
-                "quantity": str(shortage.missing),
+                "quantity": f"{shortage.missing.normalize():f}",
                 "need_by": due_at.isoformat() if due_at else None,
             },
         )
