@@ -122,6 +122,8 @@ def settings(database_url: str) -> Settings:
         secret_key=TEST_SECRET,
         cookie_secure=False,
         max_body_bytes=64 * 1024,
+        # Background jobs would change the data under the tests' feet; tests drive them directly.
+        run_background_jobs=False,
     )
 
 

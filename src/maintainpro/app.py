@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from maintainpro import __version__
@@ -15,11 +16,23 @@ from maintainpro.api.problems import install_problem_handlers
 from maintainpro.api.router import api_router
 from maintainpro.api.routes import health
 from maintainpro.config import Settings
-from maintainpro.core.audit import install_audit
-from maintainpro.core.db import build_engine, build_session_factory
+from maintainpro.core.audit import SYSTEM, install_audit, set_actor
+from maintainpro.core.db import build_engine, build_session_factory, transaction
+from maintainpro.core.maintenance import generate_due_work_orders
+from maintainpro.runtime import Supervisor
 from maintainpro.web.pages import install_web
 
 log = logging.getLogger(__name__)
+
+
+def open_due_preventive_work(factory: sessionmaker[Session]) -> int:
+    """One pass of the preventive-maintenance scheduler; returns the work orders opened."""
+    with transaction(factory) as session:
+        set_actor(session, SYSTEM)
+        created = generate_due_work_orders(session)
+    if created:
+        log.info("preventive work opened", extra={"work_orders": [o.id for o in created]})
+    return len(created)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -28,10 +41,21 @@ def create_app(settings: Settings) -> FastAPI:
     engine = build_engine(settings.database_url)
     install_audit()
 
+    factory = build_session_factory(engine)
+    supervisor = Supervisor()
+    if settings.run_background_jobs:
+        supervisor.every(
+            "preventive-maintenance",
+            settings.schedule_interval_seconds,
+            lambda: open_due_preventive_work(factory),
+        )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        supervisor.start()
         log.info("maintainpro started", extra={"version": __version__, "demo": settings.demo})
         yield
+        await supervisor.stop()
         engine.dispose()
         log.info("maintainpro stopped")
 
@@ -46,7 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = build_session_factory(engine)
+    app.state.session_factory = factory
+    app.state.supervisor = supervisor
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router())

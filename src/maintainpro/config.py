@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     api_token_ttl_days: int | None = Field(default=None, ge=1)
-    page_size_max: int = Field(default=500, ge=1)
+    run_background_jobs: bool = True
+    schedule_interval_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("log_level")
     @classmethod
