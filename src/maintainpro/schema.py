@@ -6,8 +6,19 @@ from sqlalchemy import MetaData
 
 from maintainpro.core import assets, audit, events, inventory, schedules, users, work_orders
 from maintainpro.core.db import Base
+from maintainpro.iot import devices, timeseries
 
-MODEL_MODULES = (assets, audit, events, inventory, schedules, users, work_orders)
+MODEL_MODULES = (
+    assets,
+    audit,
+    events,
+    inventory,
+    schedules,
+    users,
+    work_orders,
+    devices,
+    timeseries,
+)
 
 
 def metadata() -> MetaData:

@@ -1,0 +1,1 @@
+"""Protocol connectors: one interface, four protocols (MQTT, CoAP, OPC-UA, Modbus)."""

@@ -1,0 +1,356 @@
+"""The ingest pipeline: validate readings against the registry, batch them into storage,
+dead-letter what is refused, then acknowledge upstream and notify listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from maintainpro.core.db import utcnow
+from maintainpro.iot.connectors.base import Ack, Backoff, Rejected
+from maintainpro.iot.devices import DeadLetter, Device, Sensor
+from maintainpro.iot.readings import SensorReading
+from maintainpro.iot.timeseries import QUALITY_CODES, ReadingRow, write_readings
+
+log = logging.getLogger(__name__)
+
+MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+
+
+class SensorInfo(NamedTuple):
+    """What validation needs to know of a sensor."""
+
+    pk: int
+    device_pk: int
+    enabled: bool
+    min_value: float | None
+    max_value: float | None
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A snapshot of the device registry for validation, keyed by the ids devices send."""
+
+    devices: Mapping[str, tuple[int, bool]]
+    sensors: Mapping[tuple[str, str], SensorInfo]
+    version: str = ""
+
+
+def load_registry(session: Session) -> Registry:
+    """Read the registry from the database."""
+    devices = {
+        key: (pk, enabled)
+        for key, pk, enabled in session.execute(select(Device.key, Device.id, Device.enabled))
+    }
+    sensors = {}
+    rows = session.execute(
+        select(
+            Device.key,
+            Sensor.key,
+            Sensor.id,
+            Device.id,
+            Sensor.enabled,
+            Sensor.min_value,
+            Sensor.max_value,
+        ).join(Device, Sensor.device_id == Device.id)
+    )
+    for device_key, sensor_key, pk, device_pk, enabled, low, high in rows:
+        sensors[(device_key, sensor_key)] = SensorInfo(pk, device_pk, enabled, low, high)
+    return Registry(devices=devices, sensors=sensors, version=registry_version(session))
+
+
+def registry_version(session: Session) -> str:
+    """A cheap fingerprint that changes whenever a device or sensor is added, changed or removed."""
+    device_part = session.execute(select(func.count(Device.id), func.max(Device.updated_at))).one()
+    sensor_part = session.execute(select(func.count(Sensor.id), func.max(Sensor.updated_at))).one()
+    return f"{device_part[0]}:{device_part[1]}:{sensor_part[0]}:{sensor_part[1]}"
+
+
+class Checked(NamedTuple):
+    """The outcome of validating a batch against the registry."""
+
+    rows: list[ReadingRow]
+    rejected: list[Rejected]
+    seen_devices: dict[int, dt.datetime]
+
+
+def check_readings(registry: Registry, readings: Sequence[SensorReading], source: str) -> Checked:
+    """Keep readings of known, enabled devices and sensors; flag values outside min/max.
+
+    An out-of-range value is stored with quality "uncertain" rather than refused: it may be the
+    first sign of a fault, and throwing it away would hide it.
+    """
+    rows: list[ReadingRow] = []
+    rejected: list[Rejected] = []
+    seen: dict[int, dt.datetime] = {}
+    for reading in readings:
+        device = registry.devices.get(reading.device_id)
+        info = registry.sensors.get((reading.device_id, reading.sensor_id))
+        refusal = None
+        if device is None:
+            refusal = ("unknown_device", f"device {reading.device_id!r} is not registered")
+        elif not device[1]:
+            refusal = ("device_disabled", f"device {reading.device_id!r} is disabled")
+        elif info is None:
+            refusal = (
+                "unknown_sensor",
+                f"device {reading.device_id!r} has no sensor {reading.sensor_id!r}",
+            )
+        elif not info.enabled:
+            refusal = ("sensor_disabled", f"sensor {reading.sensor_id!r} is disabled")
+        if refusal is not None or info is None:
+            code, reason = refusal or ("unknown_sensor", "unknown sensor")
+            rejected.append(
+                Rejected(
+                    source=source,
+                    code=code,
+                    reason=reason,
+                    payload=_reading_text(reading),
+                    device_key=reading.device_id,
+                    sensor_key=reading.sensor_id,
+                )
+            )
+            continue
+        quality = QUALITY_CODES[reading.quality.value]
+        value = reading.value
+        if (info.min_value is not None and value < info.min_value) or (
+            info.max_value is not None and value > info.max_value
+        ):
+            quality = max(quality, QUALITY_CODES["uncertain"])
+        ts = int(reading.timestamp.timestamp() * 1000)
+        rows.append(ReadingRow(info.pk, ts, value, quality))
+        previous = seen.get(info.device_pk)
+        if previous is None or reading.timestamp > previous:
+            seen[info.device_pk] = reading.timestamp
+    return Checked(rows, rejected, seen)
+
+
+def _reading_text(reading: SensorReading) -> bytes:
+    return (
+        f'{{"device_id": "{reading.device_id}", "sensor_id": "{reading.sensor_id}", '
+        f'"value": {reading.value!r}, "timestamp": "{reading.timestamp.isoformat()}"}}'
+    ).encode()
+
+
+def store_dead_letters(connection: Connection, rejected: Sequence[Rejected]) -> None:
+    """Write refusals with their raw payload (truncated to 64 KiB) and reason."""
+    if not rejected:
+        return
+    now = utcnow()
+    connection.execute(
+        insert(DeadLetter),
+        [
+            {
+                "received_at": now,
+                "source": r.source[:64],
+                "device_key": (r.device_key or None) and r.device_key[:128],
+                "sensor_key": (r.sensor_key or None) and r.sensor_key[:128],
+                "channel": (r.channel or None) and r.channel[:500],
+                "code": r.code[:64],
+                "reason": r.reason[:2000],
+                "payload": r.payload[:MAX_DEAD_LETTER_PAYLOAD] if r.payload else None,
+                "payload_size": len(r.payload) if r.payload else 0,
+            }
+            for r in rejected
+        ],
+    )
+
+
+@dataclass
+class PipelineStats:
+    """Counters of the ingest pipeline for the API and /metrics."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    write_errors: int = 0
+    last_batch_size: int = 0
+    last_batch_ms: float = 0.0
+    queued: int = 0
+
+
+@dataclass
+class _Item:
+    readings: Sequence[SensorReading]
+    rejected: Sequence[Rejected]
+    ack: Ack | None
+    source: str
+
+
+StoredListener = Callable[[Sequence[ReadingRow]], None]
+
+
+@dataclass
+class _Batch:
+    readings: list[SensorReading] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    connection_events: dict[str, tuple[bool, str | None, dt.datetime]] = field(default_factory=dict)
+
+
+class IngestPipeline:
+    """Collects readings from every connector and writes them in batches.
+
+    One transaction per batch (never per reading); acknowledgements run only after the commit,
+    so an MQTT broker redelivers whatever the hub had not stored when it died. A failed write is
+    retried with back-off, never dropped.
+    """
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        batch_size: int = 5000,
+        max_delay_s: float = 0.05,
+        queue_limit: int = 200_000,
+        registry_refresh_s: float = 2.0,
+    ) -> None:
+        self.factory = factory
+        self.batch_size = batch_size
+        self.max_delay_s = max_delay_s
+        self.registry_refresh_s = registry_refresh_s
+        self.stats = PipelineStats()
+        self.listeners: list[StoredListener] = []
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=max(1, queue_limit // 100))
+        self._registry: Registry | None = None
+        self._registry_checked = 0.0
+        self._connection_events: dict[str, tuple[bool, str | None, dt.datetime]] = {}
+        self._source = "ingest"
+
+    async def submit(
+        self,
+        readings: Sequence[SensorReading],
+        rejected: Sequence[Rejected] = (),
+        ack: Ack | None = None,
+        source: str = "connector",
+    ) -> None:
+        """Queue a message's readings; waits when the queue is full (back-pressure)."""
+        self.stats.received += len(readings)
+        await self._queue.put(_Item(readings, rejected, ack, source))
+        self.stats.queued = self._queue.qsize()
+
+    def connection_state(
+        self, device_key: str, *, connected: bool, error: str | None = None
+    ) -> None:
+        """Record a device connection change; written with the next batch."""
+        self._connection_events[device_key] = (connected, error, utcnow())
+
+    def invalidate_registry(self) -> None:
+        """Reload the registry before the next batch (after an API change)."""
+        self._registry = None
+
+    async def run(self) -> None:
+        """Batch and write forever; cancelled by the supervisor on shutdown."""
+        while True:
+            batch = await self._collect()
+            backoff = Backoff(first=0.2, cap=10.0)
+            while True:
+                try:
+                    started = time.perf_counter()
+                    stored_rows = await asyncio.to_thread(self._write, batch)
+                    break
+                except Exception as exc:  # noqa: BLE001 - storage outage: keep the batch, retry
+                    self.stats.write_errors += 1
+                    log.error(
+                        "ingest write failed; retrying",
+                        extra={
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "size": len(batch.readings),
+                        },
+                    )
+                    self._registry = None
+                    await asyncio.sleep(backoff.next_delay())
+            self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+            for ack in batch.acks:
+                try:
+                    ack()
+                except Exception as exc:  # noqa: BLE001 - an ack failing must not stop ingest
+                    log.warning("acknowledgement failed", extra={"error": str(exc)})
+            for listener in self.listeners:
+                try:
+                    listener(stored_rows)
+                except Exception:
+                    log.exception("reading listener failed")
+
+    async def _collect(self) -> _Batch:
+        batch = _Batch()
+        while True:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
+                break
+            except TimeoutError:
+                # No data: still write connection changes, or a dead device never shows its error.
+                if self._connection_events:
+                    batch.connection_events, self._connection_events = self._connection_events, {}
+                    return batch
+        self._add(batch, first)
+        deadline = time.monotonic() + self.max_delay_s
+        while len(batch.readings) < self.batch_size:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), timeout)
+                except TimeoutError:
+                    break
+            self._add(batch, item)
+        self.stats.queued = self._queue.qsize()
+        batch.connection_events, self._connection_events = self._connection_events, {}
+        return batch
+
+    @staticmethod
+    def _add(batch: _Batch, item: _Item) -> None:
+        batch.readings.extend(item.readings)
+        batch.rejected.extend(item.rejected)
+        batch.sources.append(item.source)
+        if item.ack is not None:
+            batch.acks.append(item.ack)
+
+    def _current_registry(self, session: Session) -> Registry:
+        now = time.monotonic()
+        if self._registry is None or now - self._registry_checked > self.registry_refresh_s:
+            self._registry_checked = now
+            if self._registry is None or registry_version(session) != self._registry.version:
+                self._registry = load_registry(session)
+        return self._registry
+
+    def _write(self, batch: _Batch) -> list[ReadingRow]:
+        with self.factory() as session, session.begin():
+            registry = self._current_registry(session)
+            source = batch.sources[0] if batch.sources else "connector"
+            checked = check_readings(registry, batch.readings, source)
+            connection = session.connection()
+            added = write_readings(connection, checked.rows)
+            store_dead_letters(connection, [*batch.rejected, *checked.rejected])
+            for device_pk, seen in checked.seen_devices.items():
+                connection.execute(
+                    update(Device)
+                    .where(Device.id == device_pk)
+                    .where((Device.last_seen_at.is_(None)) | (Device.last_seen_at < seen))
+                    .values(last_seen_at=seen)
+                )
+            for key, (connected, error, when) in batch.connection_events.items():
+                values: dict[str, object] = {"connected": connected}
+                if error is not None:
+                    values.update(last_error=error[:2000], last_error_at=when)
+                connection.execute(update(Device).where(Device.key == key).values(**values))
+        self.stats.batches += 1
+        self.stats.last_batch_size = len(batch.readings)
+        self.stats.stored += added
+        self.stats.duplicates += len(checked.rows) - added
+        self.stats.dead_lettered += len(batch.rejected) + len(checked.rejected)
+        return checked.rows
