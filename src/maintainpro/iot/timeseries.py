@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Column, Connection, Float, Integer, SmallInteger, Table
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from maintainpro.core.db import Base
@@ -27,6 +29,9 @@ readings_table = Table(
 )
 
 
+ReturningInsert = SqliteInsert | PgInsert
+
+
 class ReadingRow(NamedTuple):
     """A reading as stored: sensor primary key, epoch milliseconds (UTC), value, quality code."""
 
@@ -42,6 +47,7 @@ def write_readings(connection: Connection, rows: Sequence[ReadingRow]) -> int:
         return 0
     dialect = connection.dialect.name
     values = [row._asdict() for row in rows]
+    stmt: ReturningInsert
     if dialect == "sqlite":
         stmt = sqlite_insert(readings_table).on_conflict_do_nothing()
     elif dialect == "postgresql":
