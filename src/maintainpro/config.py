@@ -48,6 +48,25 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     api_token_ttl_days: int | None = Field(default=None, ge=1)
+    # IoT: the hub's MQTT broker (None: no MQTT; the demo starts an embedded broker).
+    mqtt_url: str | None = None
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_client_id: str = "maintainpro-hub"
+    mqtt_protocol: str = Field(default="5", pattern=r"^(5|3\.1\.1)$")
+    mqtt_shared_group: str | None = None
+    mqtt_topic_prefix: str = ""
+    # IoT: the hub's CoAP server for devices that POST readings (None: off).
+    coap_bind: str | None = None
+    coaps_bind: str | None = None
+    # IoT: encryption key for device credentials at rest (Fernet, urlsafe base64, 32 bytes).
+    credentials_key: SecretStr | None = None
+    credentials_key_file: Path | None = None
+    ingest_batch_size: int = Field(default=5000, ge=1)
+    ingest_max_delay_ms: int = Field(default=50, ge=1)
     run_background_jobs: bool = True
     schedule_interval_seconds: float = Field(default=60.0, gt=0)
 

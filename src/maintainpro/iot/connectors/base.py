@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from maintainpro.core.db import utcnow
 from maintainpro.iot.readings import SensorReading
@@ -106,3 +106,30 @@ class Backoff:
     def reset(self) -> None:
         """Back to the first delay after a successful connection."""
         self._next = self.first
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """A sensor as a connector needs it: its key and where its value comes from."""
+
+    key: str
+    address: Mapping[str, Any]
+    type: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """A snapshot of a device's configuration handed to its connector (no ORM objects)."""
+
+    key: str
+    name: str
+    protocol: str
+    endpoint: str
+    settings: Mapping[str, Any]
+    sensors: tuple[SensorConfig, ...]
+    credentials: Mapping[str, str]
+
+    def sensor(self, key: str) -> SensorConfig | None:
+        """The sensor with this key, if configured."""
+        return next((s for s in self.sensors if s.key == key), None)
