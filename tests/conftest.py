@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -27,6 +28,7 @@ PG_ADMIN_URL = os.environ.get(
 )
 TEST_SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
+TEST_CREDENTIALS_KEY = Fernet.generate_key().decode()
 
 
 def _pg_reachable() -> str | None:
@@ -124,6 +126,7 @@ def settings(database_url: str) -> Settings:
         max_body_bytes=64 * 1024,
         # Background jobs would change the data under the tests' feet; tests drive them directly.
         run_background_jobs=False,
+        credentials_key=TEST_CREDENTIALS_KEY,
     )
 
 

@@ -15,10 +15,11 @@ from maintainpro.api.limits import BodySizeLimit
 from maintainpro.api.problems import install_problem_handlers
 from maintainpro.api.router import api_router
 from maintainpro.api.routes import health
-from maintainpro.config import Settings
+from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import SYSTEM, install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction
 from maintainpro.core.maintenance import generate_due_work_orders
+from maintainpro.iot.credentials import CredentialBox, credential_box
 from maintainpro.runtime import Supervisor
 from maintainpro.web.pages import install_web
 
@@ -33,6 +34,14 @@ def open_due_preventive_work(factory: sessionmaker[Session]) -> int:
     if created:
         log.info("preventive work opened", extra={"work_orders": [o.id for o in created]})
     return len(created)
+
+
+def _credential_box(settings: Settings) -> CredentialBox | None:
+    # Without a key the hub still runs; storing device credentials is then refused with a reason.
+    try:
+        return credential_box(settings)
+    except ConfigurationError:
+        return None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -72,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = factory
     app.state.supervisor = supervisor
+    app.state.credential_box = _credential_box(settings)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router())

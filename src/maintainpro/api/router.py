@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from maintainpro.api.routes import assets, auth, inventory, schedules, users, work_orders
+from maintainpro.api.routes import (
+    assets,
+    auth,
+    devices,
+    inventory,
+    schedules,
+    users,
+    work_orders,
+)
 
 
 def api_router() -> APIRouter:
     """All API routes, mounted by the app under /api/v1."""
     router = APIRouter(prefix="/api/v1")
-    for module in (auth, assets, work_orders, schedules, inventory, users):
+    for module in (auth, assets, work_orders, schedules, inventory, users, devices):
         router.include_router(module.router)
     return router

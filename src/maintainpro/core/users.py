@@ -43,12 +43,15 @@ class Permission(enum.StrEnum):
     METERS_WRITE = "meters:write"
     INVENTORY_READ = "inventory:read"
     INVENTORY_WRITE = "inventory:write"
+    DEVICES_READ = "devices:read"
+    DEVICES_WRITE = "devices:write"
     USERS_ADMIN = "users:admin"
     AUDIT_READ = "audit:read"
 
 
 _READ_ALL = {
     Permission.ASSETS_READ,
+    Permission.DEVICES_READ,
     Permission.WORK_ORDERS_READ,
     Permission.SCHEDULES_READ,
     Permission.INVENTORY_READ,
