@@ -14,7 +14,7 @@ from maintainpro import __version__
 from maintainpro.api.limits import BodySizeLimit
 from maintainpro.api.problems import install_problem_handlers
 from maintainpro.api.router import api_router
-from maintainpro.api.routes import health
+from maintainpro.api.routes import health, metrics
 from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import SYSTEM, install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction
@@ -84,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.credential_box = _credential_box(settings)
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(api_router())
     install_web(app)
     app.add_middleware(
