@@ -35,7 +35,8 @@ SensorTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31
 
 ENDPOINT_SCHEMES: dict[Protocol, tuple[str, ...]] = {
     Protocol.MQTT: ("", "mqtt://", "mqtts://"),
-    Protocol.COAP: ("coap://", "coaps://"),
+    # A CoAP device that only POSTs to the hub has no endpoint of its own.
+    Protocol.COAP: ("", "coap://", "coaps://"),
     Protocol.OPCUA: ("opc.tcp://",),
     Protocol.MODBUS: ("tcp://", "rtu://"),
 }

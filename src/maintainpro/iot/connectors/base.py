@@ -42,6 +42,7 @@ class ReadingSink(Protocol):
         readings: Sequence[SensorReading],
         rejected: Sequence[Rejected] = (),
         ack: Ack | None = None,
+        source: str = "connector",
     ) -> None:
         """Queue readings (and refusals); ack runs after they are stored."""
 
