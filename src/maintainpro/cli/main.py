@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.panel import Panel
 from sqlalchemy import select
 
+from maintainpro.cli.devices import devices_app
 from maintainpro.config import ConfigurationError, Settings, load_settings
 from maintainpro.core.audit import Actor, install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
@@ -26,6 +27,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(devices_app, name="devices")
 console = Console()
 err = Console(stderr=True)
 
