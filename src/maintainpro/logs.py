@@ -82,3 +82,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # Protocol libraries log every failed reconnect attempt; our connectors report an outage
+    # once and its recovery once, so their own chatter is kept to errors.
+    for name in ("pymodbus", "asyncua", "aiocoap", "amqtt", "coap-server", "transitions"):
+        logging.getLogger(name).setLevel(logging.ERROR)
