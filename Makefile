@@ -2,36 +2,49 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# The stamp changes with pyproject.toml, so a dependency change reinstalls by itself.
-STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
+# Stamps change with pyproject.toml, so a dependency change reinstalls by itself.
+DEMO_STAMP := $(VENV)/.demo-$(HASH)
+DEV_STAMP  := $(VENV)/.dev-$(HASH)
 
-.PHONY: install demo test lint typecheck pytest services clean
+.PHONY: install demo test lint typecheck pytest services system-packages clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "MaintAInPro needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-*
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[postgres,iot,analytics,supply]'
+	rm -f $(VENV)/.demo-*
 	touch $@
 
-install: $(STAMP)
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	bash scripts/system-packages.sh
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.dev-*
+	touch $@
 
-demo: install
+install: $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/maintainpro demo
+
+system-packages:
+	bash scripts/system-packages.sh
 
 services:
 	bash scripts/services.sh
 
-lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
-typecheck: install
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-pytest: install services
+pytest: $(DEV_STAMP) services
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -24,3 +24,10 @@ if ! port_open 5432; then
   wait_port 5432 PostgreSQL
 fi
 echo "services: PostgreSQL up on 127.0.0.1:5432"
+
+if ! port_open 1883; then
+  echo "services: starting Mosquitto"
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf
+  wait_port 1883 Mosquitto
+fi
+echo "services: Mosquitto up on 127.0.0.1:1883"
