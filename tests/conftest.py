@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
@@ -29,6 +30,17 @@ PG_ADMIN_URL = os.environ.get(
 TEST_SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
 TEST_CREDENTIALS_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at its lowest cost: tests are about behaviour, not the hash's strength."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "maintainpro.core.users._hasher",
+            PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+        )
+        yield
 
 
 def _pg_reachable() -> str | None:

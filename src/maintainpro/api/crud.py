@@ -21,9 +21,18 @@ def get_or_404(db: Session, model: type[M], item_id: int) -> M:
     return item
 
 
+def refuse_nulls(item: Any, values: dict[str, Any]) -> None:
+    """A 422 problem when a PATCH body sets a required column to null."""
+    columns = item.__table__.columns
+    for key, value in values.items():
+        if value is None and key in columns and not columns[key].nullable:
+            raise Problem(422, f"{key} cannot be null", title="Invalid request")
+
+
 def apply_changes(item: Any, changes: BaseModel) -> dict[str, Any]:
     """Copy the fields a PATCH body actually set onto a row; returns them."""
     values = changes.model_dump(exclude_unset=True)
+    refuse_nulls(item, values)
     for key, value in values.items():
         setattr(item, key, value)
     return values

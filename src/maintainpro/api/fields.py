@@ -55,3 +55,10 @@ Username = Annotated[
 
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 """An ISO 4217 alphabetic code."""
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching text anywhere, with the pattern characters taken literally."""
+    # Dropping the wildcards and the escape character keeps user input from steering the match.
+    cleaned = text.replace("\\", "").replace("%", "").replace("_", "")
+    return f"%{cleaned}%"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,21 +37,29 @@ class BodySizeLimit:
                     await self._reject(scope, send)
                     return
         received = 0
-        started = False
+        started = exceeded = replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
             if message["type"] == "http.response.start":
+                if exceeded and not started:
+                    # The framework turned the cut-off into its own error (400); answer 413.
+                    started = replaced = True
+                    await self._reject(scope, send)
+                    return
                 started = True
+            elif replaced:
+                return
             await send(message)
 
         try:
@@ -66,7 +75,7 @@ class BodySizeLimit:
                 "title": "Content Too Large",
                 "status": 413,
                 "detail": f"the request body exceeds {self.max_bytes} bytes",
-                "instance": scope.get("path", ""),
+                "instance": quote(scope.get("path", "")),
             }
         ).encode()
         await send(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maintainpro.core.inventory import StockError
@@ -62,15 +64,25 @@ def problem_response(
         "detail": detail,
     }
     if request is not None:
-        body["instance"] = request.url.path
+        # The path arrives decoded; encoded it is a proper URI and reflects no markup.
+        body["instance"] = quote(request.url.path)
     body.update(extensions)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_PLAIN_LOC = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _loc_part(part: Any) -> str:
+    # An unexpected key in a body is the client's own text: name it only if it is plain.
+    text = str(part)
+    return text if _PLAIN_LOC.match(text) else "(not shown)"
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Echoing the rejected input back could reflect hostile strings; location and message suffice.
     return [
-        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", "")}
+        {"loc": [_loc_part(part) for part in err.get("loc", ())], "msg": err.get("msg", "")}
         for err in exc.errors()
     ]
 
@@ -134,6 +146,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             409,
             "the change conflicts with existing data (a duplicate code or a missing reference)",
             title="Conflict",
+        )
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _data(request: Request, exc: Exception) -> JSONResponse:
+        # A number beyond the column's range or a NUL in text: the database refuses the value.
+        log.info("value refused by the database", extra={"path": request.url.path})
+        return problem_response(
+            request,
+            422,
+            "a value is out of range or holds characters that cannot be stored",
+            title="Invalid value",
         )
 
     @app.exception_handler(Exception)

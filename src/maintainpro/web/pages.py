@@ -13,10 +13,12 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maintainpro.api.deps import SessionDep
+from maintainpro.api.fields import FreeText, Name, contains_pattern
 from maintainpro.api.problems import problem_response
 from maintainpro.core.assets import Asset, AssetStatus, Location, Site
 from maintainpro.core.db import utcnow
@@ -59,6 +61,9 @@ CanReadAssets = page_permission(Permission.ASSETS_READ)
 CanReadWork = page_permission(Permission.WORK_ORDERS_READ)
 CanWriteWork = page_permission(Permission.WORK_ORDERS_WRITE)
 CanReadStock = page_permission(Permission.INVENTORY_READ)
+# Form fields follow the same rules as the API's bodies.
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+_FREE_TEXT: TypeAdapter[str] = TypeAdapter(FreeText)
 
 
 def _json_script(value: Any) -> Markup:
@@ -149,20 +154,16 @@ def logout(request: Request) -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
-@router.get("/")
+@router.get("/", dependencies=[CanReadAssets, CanReadWork])
 def home(request: Request, db: SessionDep, user: PageUser) -> HTMLResponse:
     """Overview: asset states, open work by priority, preventive work due."""
-    by_status = dict(
-        db.execute(select(Asset.status, func.count()).group_by(Asset.status)).tuples().all()
-    )
+    by_status = dict(db.execute(select(Asset.status, func.count()).group_by(Asset.status)).all())
     open_by_priority = dict(
         db.execute(
             select(WorkOrder.priority, func.count())
             .where(WorkOrder.status.in_(OPEN_STATUSES))
             .group_by(WorkOrder.priority)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     now = utcnow()
     due_soon = db.scalars(
@@ -205,7 +206,7 @@ def assets_page(
         stmt = stmt.where(Asset.location_id == location_id)
     q = (request.query_params.get("q") or "")[:100]
     if q:
-        pattern = f"%{q.replace('%', '').replace('_', '')}%"
+        pattern = contains_pattern(q)
         stmt = stmt.where(Asset.tag.ilike(pattern) | Asset.name.ilike(pattern))
     assets = db.scalars(stmt).all()
     locations = {loc.id: loc for loc in db.scalars(select(Location)).all()}
@@ -214,9 +215,7 @@ def assets_page(
             select(WorkOrder.asset_id, func.count())
             .where(WorkOrder.status.in_(OPEN_STATUSES))
             .group_by(WorkOrder.asset_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return render(
         request,
@@ -363,8 +362,14 @@ def create_work_order(
         "part_quantity": part_quantity,
     }
     errors = []
-    if not title.strip():
-        errors.append("Give the work order a title.")
+    try:
+        title = _NAME.validate_python(title)
+    except ValidationError:
+        errors.append("Give the work order a title, without markup or control characters.")
+    try:
+        description = _FREE_TEXT.validate_python(description)
+    except ValidationError:
+        errors.append("Remove control characters from the description.")
     if db.get(Asset, asset_id) is None:
         errors.append("Choose an asset.")
     needs = []
@@ -444,7 +449,9 @@ def move_work_order(
         transition_work_order(db, order, status, reason=reason or None, assignee_id=assignee)
     except IllegalTransition as exc:
         db.rollback()
-        return work_order_page(request, db, user, work_order_id, error=str(exc))
+        page = work_order_page(request, db, user, work_order_id, error=str(exc))
+        page.status_code = 409
+        return page
     db.commit()
     return RedirectResponse(f"/work-orders/{order.id}", status_code=303)
 
@@ -511,9 +518,7 @@ def analytics_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResp
     on_time = [o for o in preventive if o.completed_at and o.due_at and o.completed_at <= o.due_at]
     open_orders = db.scalars(select(WorkOrder).where(WorkOrder.status.in_(OPEN_STATUSES))).all()
     ages = [(now - o.created_at).days for o in open_orders]
-    by_type = dict(
-        db.execute(select(WorkOrder.type, func.count()).group_by(WorkOrder.type)).tuples().all()
-    )
+    by_type = dict(db.execute(select(WorkOrder.type, func.count()).group_by(WorkOrder.type)).all())
     return render(
         request,
         "analytics.html",
@@ -547,7 +552,10 @@ def supply_page(request: Request, db: SessionDep, user: PageUser) -> HTMLRespons
 
 def install_web(app: FastAPI) -> None:
     """Mount the pages, static files and the HTML error pages on the app."""
+    from maintainpro.web import device_pages  # imports render from this module
+
     app.include_router(router)
+    app.include_router(device_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(LoginRequired)

@@ -59,7 +59,7 @@ def _page_user(request: Request, db: Session) -> User:
     if user is None or not user.active:
         request.session.pop("uid", None)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(quote(target, safe="/?=&"))
+        raise LoginRequired(quote(target, safe="/"))
     set_actor(db, Actor(user_id=user.id, name=user.username))
     return user
 

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 
 from maintainpro.api.crud import apply_changes, get_or_404, require_exists
 from maintainpro.api.deps import SessionDep, require
-from maintainpro.api.fields import Code, FreeText, Name, ShortText
+from maintainpro.api.fields import Code, FreeText, Name, ShortText, contains_pattern
 from maintainpro.api.pagination import Page, WindowDep, list_page
 from maintainpro.api.problems import Problem
 from maintainpro.core.assets import Asset, AssetStatus, Criticality, Location, LocationKind, Site
@@ -185,7 +185,9 @@ def create_location(db: SessionDep, body: LocationIn) -> LocationOut:
     """Create a location."""
     require_exists(db, Site, body.site_id, "site")
     if body.parent_id is not None:
-        parent = get_or_404(db, Location, body.parent_id)
+        parent = db.get(Location, body.parent_id)
+        if parent is None:
+            raise Problem(422, f"parent location {body.parent_id} does not exist")
         if parent.site_id != body.site_id:
             raise Problem(422, "a location's parent must be on the same site")
     location = Location(**body.model_dump())
@@ -220,13 +222,18 @@ def list_assets(
         if value is not None:
             stmt = stmt.where(column == value)
     if q:
-        pattern = f"%{q.replace('%', '').replace('_', '')}%"
+        pattern = contains_pattern(q)
         stmt = stmt.where(or_(Asset.tag.ilike(pattern), Asset.name.ilike(pattern)))
     return list_page(db, stmt, page, AssetOut)
 
 
-def _check_refs(db: SessionDep, asset_id: int | None, body: AssetIn | AssetPatch) -> None:
+def _check_refs(
+    db: SessionDep, asset_id: int | None, site_id: int, body: AssetIn | AssetPatch
+) -> None:
     require_exists(db, Location, body.location_id, "location")
+    location = db.get(Location, body.location_id) if body.location_id is not None else None
+    if location is not None and location.site_id != site_id:
+        raise Problem(422, "an asset's location must be on the asset's site")
     try:
         check_asset_parent(db, asset_id, body.parent_id)
     except (ValueError, NotFound) as exc:
@@ -237,7 +244,7 @@ def _check_refs(db: SessionDep, asset_id: int | None, body: AssetIn | AssetPatch
 def create_asset(db: SessionDep, body: AssetIn) -> AssetOut:
     """Create an asset."""
     require_exists(db, Site, body.site_id, "site")
-    _check_refs(db, None, body)
+    _check_refs(db, None, body.site_id, body)
     asset = Asset(**body.model_dump())
     db.add(asset)
     db.commit()
@@ -254,7 +261,7 @@ def get_asset(db: SessionDep, asset_id: int) -> AssetOut:
 def update_asset(db: SessionDep, asset_id: int, body: AssetPatch) -> AssetOut:
     """Change an asset."""
     asset = get_or_404(db, Asset, asset_id)
-    _check_refs(db, asset_id, body)
+    _check_refs(db, asset_id, asset.site_id, body)
     apply_changes(asset, body)
     db.commit()
     return AssetOut.model_validate(asset)

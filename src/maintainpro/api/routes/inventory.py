@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 
 from maintainpro.api.crud import apply_changes, get_or_404, require_exists
 from maintainpro.api.deps import SessionDep, require
-from maintainpro.api.fields import Code, CurrencyCode, FreeText, Name, ShortText
+from maintainpro.api.fields import Code, CurrencyCode, FreeText, Name, ShortText, contains_pattern
 from maintainpro.api.pagination import Page, WindowDep, list_page
 from maintainpro.api.problems import Problem
 from maintainpro.core.assets import Location, LocationKind
@@ -160,7 +160,7 @@ def list_parts(
     if category is not None:
         stmt = stmt.where(Part.category == category)
     if q:
-        pattern = f"%{q.replace('%', '').replace('_', '')}%"
+        pattern = contains_pattern(q)
         stmt = stmt.where(or_(Part.number.ilike(pattern), Part.name.ilike(pattern)))
     return list_page(db, stmt, page, PartOut)
 

@@ -170,7 +170,9 @@ def create_schedule(db: SessionDep, body: ScheduleIn) -> ScheduleOut:
     require_exists(db, Asset, body.asset_id, "asset")
     schedule = MaintenanceSchedule(**body.model_dump())
     if body.meter_id is not None:
-        meter = get_or_404(db, Meter, body.meter_id)
+        meter = db.get(Meter, body.meter_id)
+        if meter is None:
+            raise Problem(422, f"meter {body.meter_id} does not exist", title="Unknown reference")
         if meter.asset_id != body.asset_id:
             raise Problem(422, "the meter belongs to another asset")
         base = meter.current_value or 0.0

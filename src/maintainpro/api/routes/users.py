@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import select
 
-from maintainpro.api.crud import get_or_404, require_exists
+from maintainpro.api.crud import get_or_404, refuse_nulls, require_exists
 from maintainpro.api.deps import SessionDep, require
 from maintainpro.api.fields import Code, Name, Username
 from maintainpro.api.pagination import Page, WindowDep, list_page
@@ -112,6 +112,7 @@ def update_user(db: SessionDep, user_id: int, body: UserPatch) -> UserOut:
     """Change a user; deactivating one stops their tokens at once."""
     user = get_or_404(db, User, user_id)
     changes = body.model_dump(exclude_unset=True)
+    refuse_nulls(user, {k: v for k, v in changes.items() if k != "password"})
     require_exists(db, Site, changes.get("site_id"), "site")
     password = changes.pop("password", None)
     if password is not None:

@@ -14,6 +14,7 @@ from maintainpro.api.crud import apply_changes, get_or_404, require_exists
 from maintainpro.api.deps import SessionDep, require
 from maintainpro.api.fields import FreeText, Name
 from maintainpro.api.pagination import Page, WindowDep, list_page
+from maintainpro.api.problems import Problem
 from maintainpro.core.assets import Asset
 from maintainpro.core.inventory import Part
 from maintainpro.core.maintenance import PartNeed, open_work_order, transition_work_order
@@ -167,6 +168,8 @@ def create_work_order(
 ) -> OpenedWorkOrder:
     """Open a work order; its parts are reserved where stock allows."""
     require_exists(db, Asset, body.asset_id, "asset")
+    if len({need.part_id for need in body.parts}) != len(body.parts):
+        raise Problem(422, "list each part once, with its total quantity")
     for need in body.parts:
         require_exists(db, Part, need.part_id, "part")
     order, shortages = open_work_order(
