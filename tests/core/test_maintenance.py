@@ -85,7 +85,7 @@ def test_completion_consumes_and_cancellation_releases(db: Session) -> None:
     stock = db.get(StockLevel, ids["stock"])
     assert stock is not None
     assert (stock.on_hand, stock.reserved) == (3, 0)
-    states = dict(db.execute(select(Reservation.work_order_id, Reservation.status)).tuples().all())
+    states = dict(db.execute(select(Reservation.work_order_id, Reservation.status)).all())
     assert states == {used.id: ReservationStatus.CONSUMED, dropped.id: ReservationStatus.RELEASED}
 
 
@@ -153,3 +153,23 @@ def test_asset_hierarchy_refuses_cycles(db: Session) -> None:
         check_asset_parent(db, ids["pump"], ids["pump"])
     with pytest.raises(NotFound):
         check_asset_parent(db, ids["pump"], 12345)
+
+
+def test_reopened_schedule_work_rolls_the_schedule_forward_once(db: Session) -> None:
+    ids = plant(db)
+    now = utcnow()
+    due = now - dt.timedelta(hours=1)
+    schedule = MaintenanceSchedule(
+        asset_id=ids["pump"],
+        name="Greasing",
+        interval_count=1,
+        interval_unit=IntervalUnit.WEEKS,
+        next_due_at=due,
+    )
+    db.add(schedule)
+    db.commit()
+    (order,) = generate_due_work_orders(db, now)
+    for minutes, status in enumerate((S.IN_PROGRESS, S.COMPLETED, S.IN_PROGRESS, S.COMPLETED)):
+        transition_work_order(db, order, status, now=now + dt.timedelta(minutes=minutes + 1))
+    db.commit()
+    assert schedule.next_due_at == due + dt.timedelta(weeks=1), "not two periods"

@@ -166,7 +166,15 @@ def transition_work_order(
             )
     if target is WorkOrderStatus.COMPLETED and order.schedule_id is not None:
         schedule = session.get(MaintenanceSchedule, order.schedule_id)
-        if schedule is not None:
+        # A reopened and re-completed order already moved its schedule on; moving it again
+        # would skip a period. Only one order per schedule is open at a time, so a completion
+        # recorded after this order was created is this order's own.
+        already = (
+            schedule is not None
+            and schedule.last_completed_at is not None
+            and schedule.last_completed_at >= order.created_at
+        )
+        if schedule is not None and not already:
             roll_schedule_forward(session, schedule, completed_at=when)
     emit(
         session,

@@ -199,7 +199,7 @@ def device_spec(device: Device, asset_tag: str | None) -> dict[str, Any]:
 
 def export_yaml(session: Session) -> str:
     """Every device and sensor as a YAML document that import_yaml accepts."""
-    tags = dict(session.execute(select(Asset.id, Asset.tag)).tuples().all())
+    tags = dict(session.execute(select(Asset.id, Asset.tag)).all())
     devices = session.scalars(select(Device).order_by(Device.key)).all()
     document = {"devices": [device_spec(d, tags.get(d.asset_id or -1)) for d in devices]}
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
