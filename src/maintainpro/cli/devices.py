@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
+from maintainpro.cli.context import CLI_ACTOR, cli_settings, fail, session_factory
+from maintainpro.config import ConfigurationError, Settings
+from maintainpro.core.db import utcnow
+from maintainpro.iot.credentials import CredentialBox, credential_box
+from maintainpro.iot.devices import Device
 from maintainpro.iot.registers import (
     MAX_READ_COUNT,
     ByteOrder,
@@ -19,13 +26,12 @@ from maintainpro.iot.registers import (
     RegisterFunction,
     interpretations,
 )
+from maintainpro.iot.registry import export_yaml, import_yaml
 
 devices_app = typer.Typer(help="Field devices: commissioning and inspection.", no_args_is_help=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+_fail = fail
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,3 +122,94 @@ def probe(
         console.print(_bits_table(words, address, title))
     else:
         console.print(_interpretation_table(words, address, title))
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------------------------
+
+
+def _box(settings: Settings) -> CredentialBox | None:
+    try:
+        return credential_box(settings)
+    except ConfigurationError:
+        return None
+
+
+@devices_app.command("list")
+def list_devices() -> None:
+    """List devices with their status, last data and last error."""
+    factory = session_factory(cli_settings())
+    table = Table(title="Devices")
+    for column in ("device", "protocol", "status", "sensors", "last data", "last error"):
+        table.add_column(column)
+    now = utcnow()
+    with factory() as session:
+        for device in session.scalars(select(Device).order_by(Device.key)):
+            table.add_row(
+                device.key,
+                device.protocol.value,
+                device.status_at(now).value,
+                str(len(device.sensors)),
+                device.last_seen_at.isoformat(timespec="seconds") if device.last_seen_at else "—",
+                (device.last_error or "—")[:60],
+            )
+    Console().print(table)
+
+
+@devices_app.command("export")
+def export_devices(
+    output: Annotated[Path | None, typer.Option(help="file to write (default: stdout)")] = None,
+) -> None:
+    """Write every device and sensor as YAML (credentials are never exported)."""
+    factory = session_factory(cli_settings())
+    with factory() as session:
+        text = export_yaml(session)
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        Console(stderr=True).print(f"wrote {output}")
+
+
+@devices_app.command("import")
+def import_devices(
+    path: Annotated[Path, typer.Argument(help="YAML file with a devices list", exists=True)],
+) -> None:
+    """Create or update devices from YAML, all or nothing."""
+    settings = cli_settings()
+    factory = session_factory(settings)
+    with factory() as session, session.begin():
+        session.info["actor"] = CLI_ACTOR
+        result = import_yaml(session, path.read_text(encoding="utf-8"), _box(settings))
+        if not result.ok:
+            session.rollback()
+            for problem in result.problems:
+                Console(stderr=True).print(
+                    f"entry {problem.index} ({problem.key or '?'}): {problem.message}"
+                )
+            raise fail("nothing was imported")
+    Console().print(f"imported: {result.created} created, {result.updated} updated")
+
+
+def _set_enabled(key: str, enabled: bool) -> None:
+    factory = session_factory(cli_settings())
+    with factory() as session, session.begin():
+        session.info["actor"] = CLI_ACTOR
+        device = session.scalar(select(Device).where(Device.key == key))
+        if device is None:
+            raise fail(f"no device {key!r}")
+        device.enabled = enabled
+    Console().print(f"{key} {'enabled' if enabled else 'disabled'}")
+
+
+@devices_app.command("enable")
+def enable(key: Annotated[str, typer.Argument(help="device key")]) -> None:
+    """Enable a device; a running hub starts its connector within seconds."""
+    _set_enabled(key, True)
+
+
+@devices_app.command("disable")
+def disable(key: Annotated[str, typer.Argument(help="device key")]) -> None:
+    """Disable a device; a running hub stops its connector within seconds."""
+    _set_enabled(key, False)

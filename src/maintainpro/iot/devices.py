@@ -152,3 +152,7 @@ class DeadLetter(Base):
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
     payload_size: Mapped[int] = mapped_column(Integer, default=0)
+
+    def preview(self, limit: int = 120) -> str:
+        """The start of the payload as text, for display (escaped by the page, never run)."""
+        return (self.payload or b"")[:limit].decode("utf-8", "replace")
