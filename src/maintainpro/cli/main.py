@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.panel import Panel
 from sqlalchemy import select
 
+from maintainpro.cli.context import CLI_ACTOR, cli_settings, err, fail
 from maintainpro.cli.devices import devices_app
-from maintainpro.config import ConfigurationError, Settings, load_settings
-from maintainpro.core.audit import Actor, install_audit, set_actor
+from maintainpro.config import ConfigurationError, Settings
+from maintainpro.core.audit import install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
 from maintainpro.core.users import ApiToken, Role, User, WeakPassword, hash_password, issue_token
 
@@ -29,21 +30,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
 console = Console()
-err = Console(stderr=True)
-
-CLI_ACTOR = Actor(user_id=None, name="cli")
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except ValueError as exc:
-        raise _fail(f"invalid settings: {exc}") from exc
+_fail = fail
+_settings = cli_settings
 
 
 @db_app.command("upgrade")
