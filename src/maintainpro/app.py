@@ -20,6 +20,7 @@ from maintainpro.core.audit import SYSTEM, install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction
 from maintainpro.core.maintenance import generate_due_work_orders
 from maintainpro.iot.credentials import CredentialBox, credential_box
+from maintainpro.iot.hub import build_iot_hub
 from maintainpro.runtime import Supervisor
 from maintainpro.web.pages import install_web
 
@@ -52,12 +53,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     factory = build_session_factory(engine)
     supervisor = Supervisor()
+    box = _credential_box(settings)
+    iot_hub = None
     if settings.run_background_jobs:
         supervisor.every(
             "preventive-maintenance",
             settings.schedule_interval_seconds,
             lambda: open_due_preventive_work(factory),
         )
+        iot_hub = build_iot_hub(settings, factory, box)
+        supervisor.service("iot", iot_hub.run)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = factory
     app.state.supervisor = supervisor
-    app.state.credential_box = _credential_box(settings)
+    app.state.credential_box = box
+    app.state.iot_hub = iot_hub
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -14,6 +14,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from maintainpro.config import Settings
 from maintainpro.iot.connectors.base import Backoff, Connector, ConnectorStats, DeviceConfig
 from maintainpro.iot.credentials import CredentialBox, CredentialError
 from maintainpro.iot.devices import Device
@@ -103,7 +104,8 @@ class IotHub:
             self.pipeline.connection_state(key, connected=False, error=error)
         for connector in self.hub_connectors:
             if hasattr(connector, "update_devices"):
-                connector.update_devices(list(configs.values()))
+                protocol = connector.stats.protocol
+                connector.update_devices([c for c in configs.values() if c.protocol == protocol])
         wanted = {k: c for k, c in configs.items() if c.protocol in self.device_factories}
         for key in list(self._running):
             running = self._running[key]
@@ -147,3 +149,40 @@ class IotHub:
                 connector.stats.error(f"{type(exc).__name__}: {exc}")
                 log.exception("connector crashed; restarting", extra={"connector": connector.name})
             await asyncio.sleep(backoff.next_delay())
+
+
+def build_iot_hub(
+    settings: Settings, factory: sessionmaker[Session], box: CredentialBox | None
+) -> IotHub:
+    """The hub as the settings describe it; protocol libraries are imported only when used."""
+    from maintainpro.iot.connectors.coap_client import CoapDeviceConnector
+    from maintainpro.iot.connectors.modbus import ModbusConnector
+    from maintainpro.iot.connectors.opcua import OpcUaConnector
+
+    pipeline = IngestPipeline(
+        factory,
+        batch_size=settings.ingest_batch_size,
+        max_delay_s=settings.ingest_max_delay_ms / 1000,
+    )
+    hub_connectors: list[Connector] = []
+    if settings.mqtt_url:
+        from maintainpro.iot.connectors.mqtt import MqttConnector, MqttOptions
+
+        hub_connectors.append(MqttConnector(MqttOptions.from_settings(settings)))
+    if settings.coap_bind or settings.coaps_bind:
+        from maintainpro.iot.connectors.coap_server import CoapServer
+
+        server = CoapServer.from_settings(settings.coap_bind, settings.coaps_bind, ())
+        if server is not None:
+            hub_connectors.append(server)
+    return IotHub(
+        factory,
+        pipeline,
+        box,
+        device_factories={
+            "modbus": ModbusConnector,
+            "opcua": OpcUaConnector,
+            "coap": CoapDeviceConnector,
+        },
+        hub_connectors=hub_connectors,
+    )

@@ -56,7 +56,10 @@ class Connector(Protocol):
     """A protocol adapter: runs until cancelled, reconnecting by itself."""
 
     name: str
-    stats: ConnectorStats
+
+    @property
+    def stats(self) -> ConnectorStats:
+        """Counters for the API and /metrics (read-only here so subclasses may refine them)."""
 
     async def run(self, sink: ReadingSink) -> None:
         """Connect, receive or poll, feed the sink; reconnect with back-off forever."""
