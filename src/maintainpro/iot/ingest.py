@@ -9,9 +9,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.core.db import utcnow
@@ -187,6 +187,14 @@ class _Item:
     source: str
 
 
+_devices = cast(Table, Device.__table__)
+_TOUCH_DEVICE = (
+    update(_devices)
+    .where(_devices.c.id == bindparam("pk"))
+    .where(_devices.c.last_seen_at.is_(None) | (_devices.c.last_seen_at < bindparam("seen")))
+    .values(last_seen_at=bindparam("seen"))
+)
+
 StoredListener = Callable[[Sequence[ReadingRow]], None]
 
 
@@ -251,37 +259,52 @@ class IngestPipeline:
         self._registry = None
 
     async def run(self) -> None:
-        """Batch and write forever; cancelled by the supervisor on shutdown."""
-        while True:
-            batch = await self._collect()
-            backoff = Backoff(first=0.2, cap=10.0)
+        """Batch and write forever; cancelled by the supervisor on shutdown.
+
+        The next batch is collected while the previous one is being written, so the queue keeps
+        draining during a commit; writes still happen one at a time and in order.
+        """
+        pending: asyncio.Task[None] | None = None
+        try:
             while True:
-                try:
-                    started = time.perf_counter()
-                    stored_rows = await asyncio.to_thread(self._write, batch)
-                    break
-                except Exception as exc:  # noqa: BLE001 - storage outage: keep the batch, retry
-                    self.stats.write_errors += 1
-                    log.error(
-                        "ingest write failed; retrying",
-                        extra={
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "size": len(batch.readings),
-                        },
-                    )
-                    self._registry = None
-                    await asyncio.sleep(backoff.next_delay())
-            self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
-            for ack in batch.acks:
-                try:
-                    ack()
-                except Exception as exc:  # noqa: BLE001 - an ack failing must not stop ingest
-                    log.warning("acknowledgement failed", extra={"error": str(exc)})
-            for listener in self.listeners:
-                try:
-                    listener(stored_rows)
-                except Exception:
-                    log.exception("reading listener failed")
+                batch = await self._collect()
+                if pending is not None:
+                    await pending
+                pending = asyncio.create_task(self._commit(batch))
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+
+    async def _commit(self, batch: _Batch) -> None:
+        backoff = Backoff(first=0.2, cap=10.0)
+        while True:
+            try:
+                started = time.perf_counter()
+                stored_rows = await asyncio.to_thread(self._write, batch)
+                break
+            except Exception as exc:  # noqa: BLE001 - storage outage: keep the batch, retry
+                self.stats.write_errors += 1
+                log.error(
+                    "ingest write failed; retrying",
+                    extra={
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "size": len(batch.readings),
+                    },
+                )
+                self._registry = None
+                await asyncio.sleep(backoff.next_delay())
+        self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+        for ack in batch.acks:
+            try:
+                ack()
+            except Exception as exc:  # noqa: BLE001 - an ack failing must not stop ingest
+                log.warning("acknowledgement failed", extra={"error": str(exc)})
+        for listener in self.listeners:
+            try:
+                listener(stored_rows)
+            except Exception:
+                log.exception("reading listener failed")
 
     async def _collect(self) -> _Batch:
         batch = _Batch()
@@ -336,12 +359,11 @@ class IngestPipeline:
             connection = session.connection()
             added = write_readings(connection, checked.rows)
             store_dead_letters(connection, [*batch.rejected, *checked.rejected])
-            for device_pk, seen in checked.seen_devices.items():
+            if checked.seen_devices:
+                # One statement for every device of the batch (executemany), not one each.
                 connection.execute(
-                    update(Device)
-                    .where(Device.id == device_pk)
-                    .where((Device.last_seen_at.is_(None)) | (Device.last_seen_at < seen))
-                    .values(last_seen_at=seen)
+                    _TOUCH_DEVICE,
+                    [{"pk": pk, "seen": seen} for pk, seen in checked.seen_devices.items()],
                 )
             for key, (connected, error, when) in batch.connection_events.items():
                 values: dict[str, object] = {"connected": connected}
