@@ -181,3 +181,17 @@ def test_dead_letters_are_listed_with_a_safe_preview(
     assert item["reason"] == "not JSON"
     assert item["payload_size"] == 5025
     assert len(item["payload_preview"]) == 1024
+
+
+def test_iot_status_reports_the_pipeline(settings, make_user) -> None:  # type: ignore[no-untyped-def]
+    from maintainpro.app import create_app
+
+    _, token = make_user(Role.ANALYST)
+    running = settings.model_copy(update={"run_background_jobs": True})
+    with TestClient(create_app(running)) as live:
+        status_ = live.get("/api/v1/iot/status", headers=bearer(token)).json()
+        assert status_["running"] is True
+        assert status_["ingest"]["stored"] == 0
+        assert status_["connectors"] == []
+    with TestClient(create_app(settings)) as idle:
+        assert idle.get("/api/v1/iot/status", headers=bearer(token)).json()["running"] is False

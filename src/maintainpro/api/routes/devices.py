@@ -355,3 +355,57 @@ def dead_letter_out(row: _DeadLetterRow) -> DeadLetterOut:
         **row.model_dump(exclude={"payload"}),
         payload_preview=preview,
     )
+
+
+class ConnectorOut(BaseModel):
+    """A connector's statistics."""
+
+    name: str
+    protocol: str
+    connected: bool
+    messages: int
+    readings: int
+    errors: int
+    reconnects: int
+    last_error: str | None
+    last_error_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+
+
+class IngestOut(BaseModel):
+    """The ingest pipeline's counters."""
+
+    received: int
+    stored: int
+    duplicates: int
+    dead_lettered: int
+    batches: int
+    write_errors: int
+    queued: int
+    last_batch_size: int
+    last_batch_ms: float
+
+
+class IotStatusOut(BaseModel):
+    """What the IoT runtime is doing."""
+
+    running: bool
+    ingest: IngestOut | None
+    connectors: list[ConnectorOut]
+
+
+@router.get("/iot/status", dependencies=[Reader])
+def iot_status(request: Request) -> IotStatusOut:
+    """Per-connector statistics and the ingest pipeline's counters."""
+    hub = getattr(request.app.state, "iot_hub", None)
+    if hub is None:
+        return IotStatusOut(running=False, ingest=None, connectors=[])
+    stats = hub.pipeline.stats
+    return IotStatusOut(
+        running=True,
+        ingest=IngestOut(**{f: getattr(stats, f) for f in IngestOut.model_fields}),
+        connectors=[
+            ConnectorOut(**{f: getattr(c, f) for f in ConnectorOut.model_fields})
+            for c in hub.connector_stats
+        ],
+    )
