@@ -17,10 +17,11 @@ from maintainpro.api.router import api_router
 from maintainpro.api.routes import health, metrics
 from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import SYSTEM, install_audit, set_actor
-from maintainpro.core.db import build_engine, build_session_factory, transaction
+from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
 from maintainpro.core.maintenance import generate_due_work_orders
 from maintainpro.iot.credentials import CredentialBox, credential_box
 from maintainpro.iot.hub import build_iot_hub
+from maintainpro.iot.retention import maintain_timeseries
 from maintainpro.runtime import Supervisor
 from maintainpro.web.pages import install_web
 
@@ -60,6 +61,14 @@ def create_app(settings: Settings) -> FastAPI:
             "preventive-maintenance",
             settings.schedule_interval_seconds,
             lambda: open_due_preventive_work(factory),
+        )
+        supervisor.every(
+            "timeseries-maintenance",
+            settings.timeseries_maintenance_interval_s,
+            lambda: log.info(
+                "time-series maintenance",
+                extra={"done": maintain_timeseries(engine, settings, utcnow())},
+            ),
         )
         iot_hub = build_iot_hub(settings, factory, box)
         supervisor.service("iot", iot_hub.run)

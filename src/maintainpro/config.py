@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     # IoT: encryption key for device credentials at rest (Fernet, urlsafe base64, 32 bytes).
     credentials_key: SecretStr | None = None
     credentials_key_file: Path | None = None
+    # Time series: the cold tier (Parquet) and how long each resolution is kept.
+    cold_dir: Path = Path("data/cold")
+    compact_after_days: int = Field(default=30, ge=1)
+    # None keeps that resolution for ever; raw data older than compact_after_days lives in cold.
+    retention_raw_days: int | None = Field(default=730, ge=1)
+    retention_1m_days: int | None = Field(default=400, ge=1)
+    retention_1h_days: int | None = Field(default=None, ge=1)
+    timeseries_maintenance_interval_s: float = Field(default=3600.0, gt=0)
     ingest_batch_size: int = Field(default=5000, ge=1)
     ingest_max_delay_ms: int = Field(default=50, ge=1)
     run_background_jobs: bool = True

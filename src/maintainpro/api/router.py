@@ -9,6 +9,7 @@ from maintainpro.api.routes import (
     auth,
     devices,
     inventory,
+    readings,
     schedules,
     users,
     work_orders,
@@ -18,6 +19,6 @@ from maintainpro.api.routes import (
 def api_router() -> APIRouter:
     """All API routes, mounted by the app under /api/v1."""
     router = APIRouter(prefix="/api/v1")
-    for module in (auth, assets, work_orders, schedules, inventory, users, devices):
+    for module in (auth, assets, work_orders, schedules, inventory, users, devices, readings):
         router.include_router(module.router)
     return router

@@ -18,7 +18,7 @@ from maintainpro.core.db import utcnow
 from maintainpro.iot.connectors.base import Ack, Backoff, Rejected
 from maintainpro.iot.devices import DeadLetter, Device, Sensor
 from maintainpro.iot.readings import SensorReading
-from maintainpro.iot.timeseries import QUALITY_CODES, ReadingRow, write_readings
+from maintainpro.iot.timeseries import QUALITY_CODES, ReadingRow, to_ms, write_readings
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def check_readings(registry: Registry, readings: Sequence[SensorReading], source
             info.max_value is not None and value > info.max_value
         ):
             quality = max(quality, QUALITY_CODES["uncertain"])
-        ts = int(reading.timestamp.timestamp() * 1000)
+        ts = to_ms(reading.timestamp)
         rows.append(ReadingRow(info.pk, ts, value, quality))
         previous = seen.get(info.device_pk)
         if previous is None or reading.timestamp > previous:
