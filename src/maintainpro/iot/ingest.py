@@ -18,7 +18,7 @@ from maintainpro.core.db import utcnow
 from maintainpro.iot.connectors.base import Ack, Backoff, Rejected
 from maintainpro.iot.devices import DeadLetter, Device, Sensor
 from maintainpro.iot.readings import SensorReading
-from maintainpro.iot.timeseries import QUALITY_CODES, ReadingRow, to_ms, write_readings
+from maintainpro.iot.timeseries import EPOCH, QUALITY_CODES, ReadingRow, from_ms, write_readings
 
 log = logging.getLogger(__name__)
 
@@ -90,47 +90,53 @@ def check_readings(registry: Registry, readings: Sequence[SensorReading], source
     """
     rows: list[ReadingRow] = []
     rejected: list[Rejected] = []
-    seen: dict[int, dt.datetime] = {}
+    last_ms: dict[int, int] = {}
+    sensors = registry.sensors
+    devices = registry.devices
+    uncertain = QUALITY_CODES["uncertain"]
+    # This loop runs for every reading the hub receives: lookups are hoisted, timestamps are
+    # converted with integer arithmetic (SensorReading guarantees aware UTC), and the detailed
+    # refusal reason is worked out only on the rare path.
     for reading in readings:
-        device = registry.devices.get(reading.device_id)
-        info = registry.sensors.get((reading.device_id, reading.sensor_id))
-        refusal = None
-        if device is None:
-            refusal = ("unknown_device", f"device {reading.device_id!r} is not registered")
-        elif not device[1]:
-            refusal = ("device_disabled", f"device {reading.device_id!r} is disabled")
-        elif info is None:
-            refusal = (
-                "unknown_sensor",
-                f"device {reading.device_id!r} has no sensor {reading.sensor_id!r}",
-            )
-        elif not info.enabled:
-            refusal = ("sensor_disabled", f"sensor {reading.sensor_id!r} is disabled")
-        if refusal is not None or info is None:
-            code, reason = refusal or ("unknown_sensor", "unknown sensor")
-            rejected.append(
-                Rejected(
-                    source=source,
-                    code=code,
-                    reason=reason,
-                    payload=_reading_text(reading),
-                    device_key=reading.device_id,
-                    sensor_key=reading.sensor_id,
-                )
-            )
+        info = sensors.get((reading.device_id, reading.sensor_id))
+        if info is None or not info.enabled or not devices[reading.device_id][1]:
+            rejected.append(_refusal(registry, reading, source))
             continue
-        quality = QUALITY_CODES[reading.quality.value]
+        quality = QUALITY_CODES[reading.quality]
         value = reading.value
         if (info.min_value is not None and value < info.min_value) or (
             info.max_value is not None and value > info.max_value
         ):
-            quality = max(quality, QUALITY_CODES["uncertain"])
-        ts = to_ms(reading.timestamp)
+            quality = max(quality, uncertain)
+        delta = reading.timestamp - EPOCH
+        ts = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
         rows.append(ReadingRow(info.pk, ts, value, quality))
-        previous = seen.get(info.device_pk)
-        if previous is None or reading.timestamp > previous:
-            seen[info.device_pk] = reading.timestamp
+        if ts > last_ms.get(info.device_pk, -1):
+            last_ms[info.device_pk] = ts
+    seen = {pk: from_ms(ts) for pk, ts in last_ms.items()}
     return Checked(rows, rejected, seen)
+
+
+def _refusal(registry: Registry, reading: SensorReading, source: str) -> Rejected:
+    device = registry.devices.get(reading.device_id)
+    info = registry.sensors.get((reading.device_id, reading.sensor_id))
+    if device is None:
+        code, reason = "unknown_device", f"device {reading.device_id!r} is not registered"
+    elif not device[1]:
+        code, reason = "device_disabled", f"device {reading.device_id!r} is disabled"
+    elif info is None:
+        code = "unknown_sensor"
+        reason = f"device {reading.device_id!r} has no sensor {reading.sensor_id!r}"
+    else:
+        code, reason = "sensor_disabled", f"sensor {reading.sensor_id!r} is disabled"
+    return Rejected(
+        source=source,
+        code=code,
+        reason=reason,
+        payload=_reading_text(reading),
+        device_key=reading.device_id,
+        sensor_key=reading.sensor_id,
+    )
 
 
 def _reading_text(reading: SensorReading) -> bytes:

@@ -64,7 +64,8 @@ def bucket_partials(
 ) -> dict[tuple[int, int], _Partial]:
     """Summarise readings per (sensor, bucket start): count, sum, min, max, last ts and value."""
     partials: dict[tuple[int, int], _Partial] = {}
-    for sensor_id, ts, value in readings:
+    for row in readings:
+        sensor_id, ts, value = row[0], row[1], row[2]
         key = (sensor_id, ts - ts % width_ms)
         partial = partials.get(key)
         if partial is None:

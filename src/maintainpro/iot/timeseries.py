@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,7 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from maintainpro.core.db import Base
 from maintainpro.iot import coldstore
-from maintainpro.iot.rollups import HOUR_MS, MINUTE_MS, ROLLUPS, merge_rollups
+from maintainpro.iot.rollups import HOUR_MS, MINUTE_MS, ROLLUPS, InsertedReading, merge_rollups
 
 QUALITY_CODES = {"good": 0, "uncertain": 1, "bad": 2}
 QUALITY_NAMES = {code: name for name, code in QUALITY_CODES.items()}
@@ -107,6 +107,10 @@ def write_readings(connection: Connection, rows: Sequence[ReadingRow]) -> int:
     if not rows:
         return 0
     dialect = connection.dialect.name
+    if dialect == "sqlite":
+        added = _write_sqlite_fast(connection, rows)
+        if added is not None:
+            return added
     values = [row._asdict() for row in rows]
     stmt: ReturningInsert
     if dialect == "sqlite":
@@ -123,6 +127,31 @@ def write_readings(connection: Connection, rows: Sequence[ReadingRow]) -> int:
     inserted = [(sensor_id, ts, value) for sensor_id, ts, value in result]
     merge_rollups(connection, inserted)
     return len(inserted)
+
+
+_SQLITE_INSERT = (
+    "INSERT OR IGNORE INTO sensor_readings (sensor_id, ts, value, quality) VALUES (?, ?, ?, ?)"
+)
+
+
+def _write_sqlite_fast(connection: Connection, rows: Sequence[ReadingRow]) -> int | None:
+    """The common case on SQLite: no row of the batch is stored yet.
+
+    A plain executemany is several times faster than a compiled INSERT … RETURNING. It runs in
+    a savepoint; if any row turns out to be a duplicate (a redelivery), the savepoint is rolled
+    back and None tells the caller to take the exact RETURNING path, so rollups still count
+    only rows actually inserted.
+    """
+    savepoint = connection.begin_nested()
+    result = connection.exec_driver_sql(_SQLITE_INSERT, list(rows))
+    if result.rowcount != len(rows):
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    # Rows are (sensor_id, ts, value, quality); the rollups read only the first three items, so
+    # the rows go in as they are instead of being copied into 3-tuples (a hot path).
+    merge_rollups(connection, cast("Sequence[InsertedReading]", rows))
+    return len(rows)
 
 
 def _months_of(timestamps: Iterable[int]) -> set[str]:
