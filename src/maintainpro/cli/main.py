@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
+from rich.table import Table
 from sqlalchemy import select
 
 from maintainpro.cli.context import CLI_ACTOR, cli_settings, err, fail
@@ -18,6 +19,10 @@ from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
 from maintainpro.core.users import ApiToken, Role, User, WeakPassword, hash_password, issue_token
+
+if TYPE_CHECKING:
+    from maintainpro.demo.devices import DemoPorts
+    from maintainpro.demo.simulators import DemoDevices, PortInUse
 
 app = typer.Typer(
     help="MaintAInPro Integration Hub: maintenance, IoT, BI and supply-chain integration.",
@@ -144,10 +149,8 @@ def users_revoke_token(token_id: Annotated[int, typer.Argument(help="token id")]
     console.print(f"token {token_id} revoked")
 
 
-def _serve(settings: Settings) -> None:
-    import uvicorn
-
-    from maintainpro.app import create_app
+def _checked_for_serving(settings: Settings) -> Settings:
+    """Settings fit to serve, with logging configured and the schema checked; or a clean exit."""
     from maintainpro.logs import configure_logging
     from maintainpro.migrate import is_current
 
@@ -161,6 +164,15 @@ def _serve(settings: Settings) -> None:
     engine.dispose()
     if not current:
         raise _fail("the database schema is not current: run `maintainpro db upgrade` first")
+    return checked
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from maintainpro.app import create_app
+
+    checked = _checked_for_serving(settings)
     uvicorn.run(
         create_app(checked),
         host=checked.host,
@@ -184,35 +196,159 @@ def serve(
     _serve(_settings(**overrides))
 
 
+# Which option moves each demo listener elsewhere, for the "port taken" message.
+_PORT_OPTIONS = {
+    "http": "--port",
+    "mqtt": "--mqtt-port",
+    "opcua": "--opcua-port",
+    "modbus": "--modbus-port",
+    "coap": "--coap-port",
+    "hub_coap": "--hub-coap-port",
+}
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    devices: Annotated[
+        bool, typer.Option(help="run simulated devices on MQTT, OPC-UA, Modbus and CoAP")
+    ] = True,
+    mqtt_port: Annotated[int, typer.Option(help="embedded MQTT broker (TCP)")] = 18830,
+    opcua_port: Annotated[int, typer.Option(help="simulated OPC-UA server (TCP)")] = 48400,
+    modbus_port: Annotated[int, typer.Option(help="simulated Modbus server (TCP)")] = 15020,
+    coap_port: Annotated[int, typer.Option(help="simulated CoAP device (UDP)")] = 56830,
+    hub_coap_port: Annotated[int, typer.Option(help="the hub's CoAP server (UDP)")] = 56831,
 ) -> None:
-    """Migrate, seed the demo plant and serve it, printing the login."""
+    """Migrate, seed the demo plant and serve it with simulated devices, printing the login."""
+    import asyncio
+
+    from maintainpro.demo.devices import DemoPorts, seed_demo_devices
     from maintainpro.demo.plant import demo_password, seed_demo_plant
+    from maintainpro.demo.simulators import DemoDevicesError, Listener, PortInUse, ensure_free
     from maintainpro.migrate import upgrade
 
-    settings = _settings(demo=True, host=host, port=port, cookie_secure=False, log_json=False)
+    overrides: dict[str, object] = {
+        "demo": True,
+        "host": host,
+        "port": port,
+        "cookie_secure": False,
+        "log_json": False,
+    }
+    settings = _settings(**overrides)
+    ports = DemoPorts(
+        mqtt=mqtt_port, opcua=opcua_port, modbus=modbus_port, coap=coap_port, hub_coap=hub_coap_port
+    )
+    simulators: DemoDevices | None = None
+    if devices:
+        settings, simulators = _demo_devices(settings, overrides, ports)
+    # Checked before migrating and seeding, so a clash fails at once and changes nothing.
+    try:
+        if simulators is not None:
+            hub = [Listener("hub_coap", "hub's CoAP server", "udp", hub_coap_port)]
+            own_coap = settings.coap_bind == ports.hub_coap_bind
+            ensure_free(ports.host, simulators.listeners + (hub if own_coap else []))
+        ensure_free(host, [Listener("http", "web server", "tcp", port)])
+    except PortInUse as exc:
+        raise _port_taken(exc) from None
+
     upgrade(settings.database_url)
     install_audit()
     engine = build_engine(settings.database_url)
     password = demo_password()
     with transaction(build_session_factory(engine)) as session:
         created = seed_demo_plant(session, password)
+        if simulators is not None:
+            seed_demo_devices(session, ports)
     engine.dispose()
     what = "seeded the demo plant" if created else "demo plant already there; passwords reset"
-    console.print(
-        Panel.fit(
-            f"{what}\n\n"
-            f"open   [bold]http://{host}:{port}/[/]\n"
-            f"login  [bold]admin[/] / [bold]{password}[/]\n"
-            f"       (also manager, tech, buyer, analyst with the same password)\n"
-            f"API    http://{host}:{port}/docs",
-            title="MaintAInPro demo",
-        )
+    parts: list[RenderableType] = [
+        f"{what}\n\n"
+        f"open   [bold]http://{host}:{port}/[/]\n"
+        f"login  [bold]admin[/] / [bold]{password}[/]\n"
+        f"       (also manager, tech, buyer, analyst with the same password)\n"
+        f"API    http://{host}:{port}/docs"
+    ]
+    if simulators is not None:
+        table = Table(box=None, show_header=False, padding=(0, 1, 0, 0))
+        # Names and endpoints stay whole on a narrow terminal; the asset list wraps.
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column()
+        for row in simulators.describe():
+            table.add_row(*row)
+        parts += [
+            "\nsimulated devices, a reading every second:",
+            table,
+            "P-101's bearing starts failing two minutes in: watch its vibration rise.",
+        ]
+    console.print(Panel.fit(Group(*parts), title="MaintAInPro demo"))
+    checked = _checked_for_serving(settings)
+    try:
+        asyncio.run(_serve_with(checked, simulators))
+    except PortInUse as exc:
+        raise _port_taken(exc) from None
+    except DemoDevicesError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        # Ctrl-C is how a demo ends; uvicorn has already shut the app down.
+        pass
+
+
+def _demo_devices(
+    settings: Settings, overrides: dict[str, object], ports: DemoPorts
+) -> tuple[Settings, DemoDevices]:
+    """Point the hub at the demo broker and CoAP port unless configured; build the simulators."""
+    from maintainpro.demo.simulators import DemoDevices
+    from maintainpro.iot.connectors.coap import parse_bind
+    from maintainpro.iot.connectors.mqtt import MqttConfigError, MqttOptions
+
+    extra: dict[str, object] = {}
+    if not settings.mqtt_url:
+        # amqtt speaks MQTT 3.1.1 only.
+        extra |= {"mqtt_url": ports.mqtt_url, "mqtt_protocol": "3.1.1"}
+    if not settings.coap_bind:
+        extra["coap_bind"] = ports.hub_coap_bind
+    if extra:
+        settings = _settings(**overrides, **extra)
+    try:
+        # A broker of the hub's own: the transmitters publish there, with the hub's account.
+        mqtt = None if "mqtt_url" in extra else MqttOptions.from_settings(settings)
+        host, coap_port = parse_bind(settings.coap_bind or ports.hub_coap_bind, ports.hub_coap)
+    except (MqttConfigError, ValueError) as exc:
+        raise _fail(f"invalid settings: {exc}") from exc
+    # A server on every interface is reached on loopback.
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+        host = "127.0.0.1"
+    return settings, DemoDevices(ports, mqtt=mqtt, hub_coap=(host, coap_port))
+
+
+def _port_taken(exc: PortInUse) -> typer.Exit:
+    option = _PORT_OPTIONS.get(exc.listener.name)
+    hint = f"; choose another with {option}" if option else ""
+    return _fail(f"{exc}{hint}")
+
+
+async def _serve_with(settings: Settings, simulators: DemoDevices | None) -> None:
+    """Run uvicorn and the simulators in one event loop; the devices start first, stop last."""
+    import uvicorn
+
+    from maintainpro.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
     )
-    _serve(settings)
+    if simulators is not None:
+        await simulators.start()
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        if simulators is not None:
+            await simulators.stop()
 
 
 if __name__ == "__main__":

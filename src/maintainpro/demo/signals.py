@@ -13,7 +13,8 @@ class Signal:
     """A process value: level, slow daily swing, load cycle, noise, and an optional fault.
 
     The fault is a drift that starts `fault_after_s` seconds after `start` and grows by
-    `fault_rate` units per minute, the way a failing bearing raises vibration.
+    `fault_rate` units per minute, the way a failing bearing raises vibration, up to
+    `fault_max` units when given.
     """
 
     base: float
@@ -24,6 +25,7 @@ class Signal:
     resolution: float = 0.01
     fault_after_s: float | None = None
     fault_rate_per_min: float = 0.0
+    fault_max: float | None = None
     floor: float | None = None
 
     def value(self, t: float, start: float, seed: int = 0) -> float:
@@ -35,6 +37,8 @@ class Signal:
         drift = 0.0
         if self.fault_after_s is not None and t - start > self.fault_after_s:
             drift = self.fault_rate_per_min * (t - start - self.fault_after_s) / 60.0
+            if self.fault_max is not None:
+                drift = min(drift, self.fault_max)
         value = self.base + daily + cycle + noise + drift
         if self.floor is not None:
             value = max(self.floor, value)
@@ -50,7 +54,11 @@ FAULTY_VIBRATION = Signal(
     resolution=0.01,
     floor=0.0,
     fault_after_s=120.0,
-    fault_rate_per_min=1.2,
+    # Fast enough to pass ISO 10816's 7.1 mm/s "unacceptable" line within five minutes of a
+    # demo start, so visitors see the fault develop while they look around.
+    fault_rate_per_min=1.8,
+    # A demo left running levels off in the alarm zone instead of climbing for ever.
+    fault_max=9.6,
 )
 BEARING_TEMPERATURE = Signal(
     base=52.0, daily_amplitude=4.0, cycle_amplitude=1.5, noise=0.2, resolution=0.1
@@ -70,3 +78,11 @@ BOILER_STEAM_PRESSURE = Signal(
     base=9.8, cycle_amplitude=0.4, cycle_period_s=180, noise=0.05, resolution=0.01
 )
 BOILER_FLUE_TEMP = Signal(base=185.0, daily_amplitude=6.0, noise=1.0, resolution=0.5)
+COMPRESSOR_DISCHARGE_TEMP = Signal(
+    base=82.0,
+    daily_amplitude=2.0,
+    cycle_amplitude=3.0,
+    cycle_period_s=90,
+    noise=0.3,
+    resolution=0.1,
+)
