@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     retention_1h_days: int | None = Field(default=None, ge=1)
     timeseries_maintenance_interval_s: float = Field(default=3600.0, gt=0)
     ingest_batch_size: int = Field(default=5000, ge=1)
-    ingest_max_delay_ms: int = Field(default=50, ge=1)
+    ingest_max_delay_ms: int = Field(default=10, ge=1)
     run_background_jobs: bool = True
     schedule_interval_seconds: float = Field(default=60.0, gt=0)
 

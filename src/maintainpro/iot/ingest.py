@@ -226,7 +226,7 @@ class IngestPipeline:
         factory: sessionmaker[Session],
         *,
         batch_size: int = 5000,
-        max_delay_s: float = 0.05,
+        max_delay_s: float = 0.01,
         queue_limit: int = 200_000,
         registry_refresh_s: float = 2.0,
     ) -> None:
