@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from maintainpro.core import assets, audit, events, inventory, schedules, users, work_orders
+from maintainpro.core import (
+    assets,
+    audit,
+    events,
+    inventory,
+    notifications,
+    schedules,
+    users,
+    work_orders,
+)
 from maintainpro.core.db import Base
-from maintainpro.iot import devices, timeseries
+from maintainpro.iot import alerts, devices, timeseries
 
 MODEL_MODULES = (
     assets,
@@ -18,6 +27,8 @@ MODEL_MODULES = (
     work_orders,
     devices,
     timeseries,
+    alerts,
+    notifications,
 )
 
 

@@ -112,6 +112,9 @@ class MaintenanceSchedule(Timestamped, Base):
     meter_lead: Mapped[float] = mapped_column(Float, default=0.0)
     next_due_meter: Mapped[float | None] = mapped_column(Float)
     last_completed_meter: Mapped[float | None] = mapped_column(Float)
+    # Predictive pull-forward: a proposed earlier due date and why (e.g. a degrading trend).
+    proposed_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    proposal_reason: Mapped[str | None] = mapped_column(Text)
 
     asset: Mapped[Asset] = relationship()
     meter: Mapped[Meter | None] = relationship()
