@@ -75,6 +75,20 @@ class Settings(BaseSettings):
     timeseries_maintenance_interval_s: float = Field(default=3600.0, gt=0)
     ingest_batch_size: int = Field(default=5000, ge=1)
     ingest_max_delay_ms: int = Field(default=10, ge=1)
+    # Notifications: e-mail over SMTP (STARTTLS or implicit TLS) and the public URL for links.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_ca_file: Path | None = None
+    smtp_from: str = "maintainpro@localhost"
+    public_url: str = "http://127.0.0.1:8000"
+    # Condition-based maintenance.
+    stale_check_interval_s: float = Field(default=10.0, gt=0)
+    prediction_interval_s: float = Field(default=3600.0, gt=0)
+    pm_pull_forward: str = Field(default="propose", pattern=r"^(off|propose|move)$")
     run_background_jobs: bool = True
     schedule_interval_seconds: float = Field(default=60.0, gt=0)
 
