@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from maintainpro.core.audit import Actor, set_actor
 from maintainpro.demo import signals
+from maintainpro.demo.maintenance import seed_sensor_meters
 from maintainpro.demo.signals import Signal
 from maintainpro.iot.credentials import CredentialBox
 from maintainpro.iot.devices import Device, Protocol
@@ -399,4 +400,6 @@ def seed_demo_devices(
     """Register (or update) every demo device for these ports; safe to run on every start."""
     set_actor(session, SEED_ACTOR)
     # apply_device matches by key, so a second run updates endpoints instead of adding devices.
-    return [apply_device(session, device_spec(d, ports), box) for d in DEVICES]
+    devices = [apply_device(session, device_spec(d, ports), box) for d in DEVICES]
+    seed_sensor_meters(session)
+    return devices

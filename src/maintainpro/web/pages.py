@@ -36,6 +36,7 @@ from maintainpro.core.work_orders import (
     WorkOrderStatus,
     WorkOrderType,
 )
+from maintainpro.iot.trends import asset_sensors
 from maintainpro.web.charts import Chart, Series
 from maintainpro.web.session_auth import (
     CsrfChecked,
@@ -267,6 +268,7 @@ def asset_page(request: Request, db: SessionDep, user: PageUser, asset_id: int) 
     orders = db.scalars(
         select(WorkOrder).where(WorkOrder.asset_id == asset.id).order_by(WorkOrder.id.desc())
     ).all()
+    sensors = asset_sensors(db, asset.id, request.app.state.settings.cold_dir)
     return render(
         request,
         "asset.html",
@@ -277,6 +279,7 @@ def asset_page(request: Request, db: SessionDep, user: PageUser, asset_id: int) 
         charts=charts,
         schedules=schedules,
         orders=orders,
+        sensors=sensors,
     )
 
 
