@@ -87,9 +87,6 @@ def test_scheduler_job_opens_due_preventive_work(
     running = settings.model_copy(update={"run_background_jobs": True})
     with TestClient(create_app(running)) as client:
         supervisor = client.app.state.supervisor  # type: ignore[attr-defined]
-        assert [s.name for s in supervisor.statuses] == [
-            "preventive-maintenance",
-            "timeseries-maintenance",
-            "iot",
-        ]
+        names = {s.name for s in supervisor.statuses}
+        assert {"preventive-maintenance", "timeseries-maintenance", "iot"} <= names
         assert client.app.state.iot_hub is not None  # type: ignore[attr-defined]

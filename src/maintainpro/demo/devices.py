@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from maintainpro.core.audit import Actor, set_actor
 from maintainpro.demo import signals
+from maintainpro.demo.alerts import seed_demo_alert_rules
 from maintainpro.demo.maintenance import seed_sensor_meters
 from maintainpro.demo.signals import Signal
 from maintainpro.iot.credentials import CredentialBox
@@ -402,4 +403,5 @@ def seed_demo_devices(
     # apply_device matches by key, so a second run updates endpoints instead of adding devices.
     devices = [apply_device(session, device_spec(d, ports), box) for d in DEVICES]
     seed_sensor_meters(session)
+    seed_demo_alert_rules(session)
     return devices
