@@ -18,10 +18,16 @@ from maintainpro.api.routes import health, metrics
 from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import SYSTEM, install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
+from maintainpro.core.delivery import notification_handlers, send_due_deliveries
+from maintainpro.core.events import deliver_pending
+from maintainpro.core.live import Broadcaster
 from maintainpro.core.maintenance import generate_due_work_orders
+from maintainpro.iot.alert_engine import AlertEngine
 from maintainpro.iot.credentials import CredentialBox, credential_box
 from maintainpro.iot.hub import build_iot_hub
+from maintainpro.iot.meter_feed import MeterFeed
 from maintainpro.iot.retention import maintain_timeseries
+from maintainpro.iot.trends import update_predictions
 from maintainpro.runtime import Supervisor
 from maintainpro.web.pages import install_web
 
@@ -55,7 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
     factory = build_session_factory(engine)
     supervisor = Supervisor()
     box = _credential_box(settings)
+    live = Broadcaster()
     iot_hub = None
+    alert_engine = None
     if settings.run_background_jobs:
         supervisor.every(
             "preventive-maintenance",
@@ -70,8 +78,27 @@ def create_app(settings: Settings) -> FastAPI:
                 extra={"done": maintain_timeseries(engine, settings, utcnow())},
             ),
         )
+        outbox_handlers = notification_handlers(factory, live.publish)
+        supervisor.every("outbox", 1.0, lambda: deliver_pending(factory, outbox_handlers))
+        supervisor.every(
+            "notifications", 2.0, lambda: send_due_deliveries(factory, settings, box=box)
+        )
         iot_hub = build_iot_hub(settings, factory, box)
         supervisor.service("iot", iot_hub.run)
+        meter_feed = MeterFeed(factory)
+        iot_hub.pipeline.listeners.append(meter_feed)
+        supervisor.service("meter-feed", meter_feed.run)
+        supervisor.every(
+            "predictions",
+            settings.prediction_interval_s,
+            lambda: update_predictions(factory, settings, utcnow()),
+        )
+        alert_engine = AlertEngine(factory, public_url=settings.public_url)
+        iot_hub.pipeline.listeners.append(alert_engine.on_stored)
+        supervisor.service("alerts", alert_engine.run)
+        supervisor.every(
+            "alert-stale-check", settings.stale_check_interval_s, alert_engine.check_stale_alerts
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,7 +123,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.session_factory = factory
     app.state.supervisor = supervisor
     app.state.credential_box = box
+    app.state.live = live
     app.state.iot_hub = iot_hub
+    app.state.alert_engine = alert_engine
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from maintainpro.api.routes import alerts as alert_routes
 from maintainpro.api.routes import (
     assets,
     auth,
     devices,
     inventory,
+    notifications,
     readings,
     schedules,
     users,
@@ -21,4 +23,6 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     for module in (auth, assets, work_orders, schedules, inventory, users, devices, readings):
         router.include_router(module.router)
+    router.include_router(notifications.router)
+    router.include_router(alert_routes.router)
     return router
