@@ -29,6 +29,7 @@ from maintainpro.iot.meter_feed import MeterFeed
 from maintainpro.iot.retention import maintain_timeseries
 from maintainpro.iot.trends import update_predictions
 from maintainpro.runtime import Supervisor
+from maintainpro.supply.requisitions import part_demand_handler
 from maintainpro.web.pages import install_web
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,11 @@ def create_app(settings: Settings) -> FastAPI:
                 extra={"done": maintain_timeseries(engine, settings, utcnow())},
             ),
         )
-        outbox_handlers = notification_handlers(factory, live.publish)
+        outbox_handlers = {
+            **notification_handlers(factory, live.publish),
+            # Work-order part shortages become requisitions (idempotent per order and part).
+            "part.demand": [part_demand_handler(factory)],
+        }
         supervisor.every("outbox", 1.0, lambda: deliver_pending(factory, outbox_handlers))
         supervisor.every(
             "notifications", 2.0, lambda: send_due_deliveries(factory, settings, box=box)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,11 @@ class Settings(BaseSettings):
     stale_check_interval_s: float = Field(default=10.0, gt=0)
     prediction_interval_s: float = Field(default=3600.0, gt=0)
     pm_pull_forward: str = Field(default="propose", pattern=r"^(off|propose|move)$")
+    # Procurement: the company's reporting currency, approval limit for the procurement role
+    # (in base currency; administrators have none) and how far a receipt may exceed its order.
+    base_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    procurement_approval_limit: Decimal = Field(default=Decimal(10000), ge=0)
+    receipt_tolerance_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
     run_background_jobs: bool = True
     schedule_interval_seconds: float = Field(default=60.0, gt=0)
 

@@ -16,6 +16,15 @@ from maintainpro.core import (
 )
 from maintainpro.core.db import Base
 from maintainpro.iot import alerts, devices, timeseries
+from maintainpro.supply import (
+    catalogs,
+    contracts,
+    purchasing,
+    rates,
+    receiving,
+    requisitions,
+    suppliers,
+)
 
 MODEL_MODULES = (
     assets,
@@ -29,6 +38,13 @@ MODEL_MODULES = (
     timeseries,
     alerts,
     notifications,
+    suppliers,
+    catalogs,
+    contracts,
+    rates,
+    requisitions,
+    purchasing,
+    receiving,
 )
 
 

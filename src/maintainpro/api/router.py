@@ -13,6 +13,7 @@ from maintainpro.api.routes import (
     notifications,
     readings,
     schedules,
+    supply,
     users,
     work_orders,
 )
@@ -25,4 +26,5 @@ def api_router() -> APIRouter:
         router.include_router(module.router)
     router.include_router(notifications.router)
     router.include_router(alert_routes.router)
+    router.include_router(supply.router)
     return router

@@ -47,6 +47,9 @@ class Permission(enum.StrEnum):
     DEVICES_WRITE = "devices:write"
     USERS_ADMIN = "users:admin"
     AUDIT_READ = "audit:read"
+    SUPPLY_READ = "supply:read"
+    SUPPLY_WRITE = "supply:write"
+    SUPPLY_APPROVE = "supply:approve"
 
 
 _READ_ALL = {
@@ -59,10 +62,21 @@ _READ_ALL = {
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.MAINTENANCE_MANAGER: frozenset(set(Permission) - {Permission.USERS_ADMIN}),
+    Role.MAINTENANCE_MANAGER: frozenset(
+        set(Permission)
+        - {Permission.USERS_ADMIN, Permission.SUPPLY_WRITE, Permission.SUPPLY_APPROVE}
+    ),
     Role.TECHNICIAN: frozenset(_READ_ALL | {Permission.WORK_ORDERS_WRITE, Permission.METERS_WRITE}),
-    Role.PROCUREMENT: frozenset(_READ_ALL | {Permission.INVENTORY_WRITE}),
-    Role.ANALYST: frozenset(_READ_ALL | {Permission.AUDIT_READ}),
+    Role.PROCUREMENT: frozenset(
+        _READ_ALL
+        | {
+            Permission.INVENTORY_WRITE,
+            Permission.SUPPLY_READ,
+            Permission.SUPPLY_WRITE,
+            Permission.SUPPLY_APPROVE,
+        }
+    ),
+    Role.ANALYST: frozenset(_READ_ALL | {Permission.AUDIT_READ, Permission.SUPPLY_READ}),
     # Suppliers see only their own company's data through the supplier portal, not the CMMS.
     Role.SUPPLIER: frozenset(),
 }
