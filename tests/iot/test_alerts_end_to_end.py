@@ -8,22 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from aiosmtpd.controller import Controller
+from cryptography.fernet import Fernet
 from paho.mqtt.client import Client
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from maintainpro.core.events import OutboxEvent
+from maintainpro.config import Settings
+from maintainpro.core.delivery import notification_handlers, send_due_deliveries
+from maintainpro.core.events import OutboxEvent, deliver_pending
+from maintainpro.core.notifications import Channel, Subscription, WebhookEndpoint
+from maintainpro.core.users import Role, User
 from maintainpro.core.work_orders import Origin, Priority, WorkOrder, WorkOrderStatus, WorkOrderType
 from maintainpro.iot.alert_engine import AlertEngine
 from maintainpro.iot.alerts import Alert, AlertRule, AlertStatus
 from maintainpro.iot.connectors.mqtt import MqttConnector, MqttOptions
+from maintainpro.iot.credentials import CredentialBox
 from maintainpro.iot.devices import Device, Protocol, Sensor
 from maintainpro.iot.ingest import IngestPipeline
-from mosquitto import LOCAL_BROKER, connect_publisher, forget_session, reading_payload, unique
+from mosquitto import (
+    LOCAL_BROKER,
+    connect_publisher,
+    forget_session,
+    free_port,
+    reading_payload,
+    unique,
+)
+from peers import Hook, Inbox
 from support import plant
 
 pytestmark = pytest.mark.integration
@@ -161,3 +179,136 @@ async def test_vibration_rise_raises_escalates_opens_work_and_clears(
     assert [e.payload["severity"] for e in events] == ["warning", "critical", "critical"]
     assert events[0].payload["reading_at"] == (T0 + dt.timedelta(seconds=20)).isoformat()
     assert events[0].payload["asset_id"] == ids["pump"]
+
+
+async def test_the_whole_chain_delivers_one_email_and_one_signed_webhook(
+    session_factory: sessionmaker[Session],
+    client_id: str,
+    publisher: Client,
+    settings: Settings,
+) -> None:
+    """Through the real broker to a real SMTP server (aiosmtpd) and a real webhook receiver."""
+    root = unique("e2e-notify")
+    box = CredentialBox(Fernet.generate_key())
+    inbox = Inbox()
+    smtp_port = free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    hook = Hook([])
+    try:
+        with session_factory() as session, session.begin():
+            ids = plant(session)
+            device = Device(
+                key="pump-9", name="Pump 9", protocol=Protocol.MQTT, asset_id=ids["pump"]
+            )
+            device.sensors.append(Sensor(key="vib", type="vibration", unit="mm/s"))
+            session.add(device)
+            session.add(
+                AlertRule(
+                    name="Pump vibration",
+                    sensor_type="vibration",
+                    condition={
+                        "kind": "threshold",
+                        "levels": [
+                            {"severity": "warning", "threshold": 4.5},
+                            {"severity": "critical", "threshold": 7.1},
+                        ],
+                        "clear_at": 3.5,
+                        "duration_s": 10,
+                    },
+                    opens_work_order=True,
+                )
+            )
+            manager = User(
+                username="maria",
+                role=Role.MAINTENANCE_MANAGER,
+                email="maria@plant.example",
+                password_hash="x",
+            )
+            session.add(manager)
+            session.flush()
+            # Maria hears of new alerts by e-mail; the control room's system of every escalation.
+            session.add(
+                Subscription(user_id=manager.id, channel=Channel.EMAIL, topics="alert.raised")
+            )
+            webhook = WebhookEndpoint(
+                name="control room", url=hook.url, secret=box.seal({"secret": "k3y"})
+            )
+            session.add(webhook)
+            session.flush()
+            session.add(
+                Subscription(
+                    channel=Channel.WEBHOOK, webhook_id=webhook.id, topics="alert.escalated"
+                )
+            )
+        mail_settings = settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_starttls": False}
+        )
+        handlers = notification_handlers(session_factory)
+
+        def relay_and_send() -> None:
+            deliver_pending(session_factory, handlers)
+            send_due_deliveries(session_factory, mail_settings, box=box)
+
+        pipeline = IngestPipeline(session_factory, max_delay_s=0.01)
+        engine = AlertEngine(session_factory, refresh_s=0)
+        pipeline.listeners.append(engine.on_stored)
+        connector = MqttConnector(
+            MqttOptions(
+                host=LOCAL_BROKER[0], port=LOCAL_BROKER[1], client_id=client_id, topic_prefix=root
+            )
+        )
+        tasks = [
+            asyncio.create_task(pipeline.run()),
+            asyncio.create_task(engine.run()),
+            asyncio.create_task(connector.run(pipeline)),
+        ]
+        topic = f"{root}/pump-9/sensors/vib/data"
+
+        async def send(values: list[tuple[int, float]]) -> None:
+            infos = [
+                publisher.publish(topic, reading_payload(v, T0 + dt.timedelta(seconds=s)), qos=1)
+                for s, v in values
+            ]
+            await asyncio.to_thread(lambda: [i.wait_for_publish(10) for i in infos])
+
+        def alert_states() -> list[tuple[str, AlertStatus]]:
+            with session_factory() as session:
+                return [(a.severity, a.status) for a in session.scalars(select(Alert))]
+
+        try:
+            async with asyncio.timeout(10):
+                await connector.wait_ready()
+            await send([(s, 2.0) for s in range(0, 10, 2)] + [(s, 5.2) for s in range(10, 24, 2)])
+            await send([(s, 8.4) for s in range(24, 40, 2)])
+            await until(lambda: alert_states() == [("critical", AlertStatus.ACTIVE)], "escalation")
+            await send([(s, 2.8) for s in range(40, 46, 2)])
+            await until(lambda: alert_states() == [("critical", AlertStatus.CLEARED)], "the clear")
+            async with asyncio.timeout(10):
+                await engine.wait_idle()
+            for _ in range(3):  # the outbox is at-least-once: relaying again must not resend
+                await asyncio.to_thread(relay_and_send)
+            await until(lambda: len(inbox.messages) >= 1 and len(hook.calls) >= 1, "deliveries")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        smtp.stop()
+        hook.close()
+
+    assert len(inbox.messages) == 1, "one e-mail"
+    [(recipients, message)] = inbox.messages
+    assert recipients == ["maria@plant.example"]
+    assert "WARNING" in message["Subject"].upper()
+    assert len(hook.calls) == 1, "one webhook"
+    [(headers, body)] = hook.calls
+    signature = hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+    assert headers["x-maintainpro-signature"] == f"sha256={signature}"
+    assert headers["x-maintainpro-event"] == "alert.escalated"
+    assert json.loads(body)["data"]["severity"] == "critical"
+    with session_factory() as session:
+        [order] = session.scalars(select(WorkOrder)).all()
+        assert order.asset_id == ids["pump"]
+        assert order.status is WorkOrderStatus.OPEN
+        assert any("cleared" in note.body for note in order.notes)
