@@ -142,6 +142,17 @@ def device_out(device: Device) -> DeviceOut:
     )
 
 
+def _save(request: Request, db: SessionDep, spec: DeviceSpec) -> DeviceOut:
+    """Apply a device spec, commit, and tell the running hub."""
+    try:
+        device = apply_device(db, spec, _box(request))
+    except RegistryError as exc:
+        raise Problem(422, str(exc)) from exc
+    db.commit()
+    _changed(request)
+    return device_out(device)
+
+
 def _device(db: SessionDep, key: str) -> Device:
     device = db.scalar(select(Device).where(Device.key == key))
     if device is None:
@@ -176,13 +187,7 @@ def create_device(request: Request, db: SessionDep, body: DeviceSpec) -> DeviceO
     """Register a device with its sensors; credentials are encrypted and never shown again."""
     if db.scalar(select(Device.id).where(Device.key == body.key)) is not None:
         raise Problem(409, f"device {body.key!r} exists already")
-    try:
-        device = apply_device(db, body, _box(request))
-    except RegistryError as exc:
-        raise Problem(422, str(exc)) from exc
-    db.commit()
-    _changed(request)
-    return device_out(device)
+    return _save(request, db, body)
 
 
 @router.get("/devices/export", dependencies=[Reader])
@@ -226,13 +231,7 @@ def replace_device(request: Request, db: SessionDep, key: str, body: DeviceSpec)
     if body.key != key:
         raise Problem(422, "the key in the body must match the key in the path")
     _device(db, key)
-    try:
-        device = apply_device(db, body, _box(request))
-    except RegistryError as exc:
-        raise Problem(422, str(exc)) from exc
-    db.commit()
-    _changed(request)
-    return device_out(device)
+    return _save(request, db, body)
 
 
 @router.patch("/devices/{key}", dependencies=[Writer])
@@ -257,14 +256,9 @@ def update_device(request: Request, db: SessionDep, key: str, body: DevicePatch)
     merged = current.model_copy(update=body.model_dump(exclude_unset=True))
     try:
         spec = DeviceSpec.model_validate(merged.model_dump())
-        device = apply_device(db, spec, _box(request))
-    except RegistryError as exc:
-        raise Problem(422, str(exc)) from exc
     except ValueError as exc:
         raise Problem(422, str(exc)) from exc
-    db.commit()
-    _changed(request)
-    return device_out(device)
+    return _save(request, db, spec)
 
 
 @router.delete("/devices/{key}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Writer])
