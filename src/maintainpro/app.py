@@ -25,6 +25,7 @@ from maintainpro.core.maintenance import generate_due_work_orders
 from maintainpro.iot.alert_engine import AlertEngine
 from maintainpro.iot.credentials import CredentialBox, credential_box
 from maintainpro.iot.hub import build_iot_hub
+from maintainpro.iot.live_feed import LiveFeed
 from maintainpro.iot.meter_feed import MeterFeed
 from maintainpro.iot.retention import maintain_timeseries
 from maintainpro.iot.trends import update_predictions
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     live = Broadcaster()
     iot_hub = None
     alert_engine = None
+    live_feed: LiveFeed | None = None
     if settings.run_background_jobs:
         supervisor.every(
             "preventive-maintenance",
@@ -93,6 +95,10 @@ def create_app(settings: Settings) -> FastAPI:
         meter_feed = MeterFeed(factory)
         iot_hub.pipeline.listeners.append(meter_feed)
         supervisor.service("meter-feed", meter_feed.run)
+        # Live readings for open pages; skipped entirely while no browser is listening.
+        live_feed = LiveFeed(live.publish, active=lambda: live.listeners > 0)
+        iot_hub.pipeline.listeners.append(live_feed)
+        supervisor.service("live-feed", live_feed.run)
         supervisor.every(
             "predictions",
             settings.prediction_interval_s,
@@ -130,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.credential_box = box
     app.state.live = live
     app.state.iot_hub = iot_hub
+    app.state.live_feed = live_feed
     app.state.alert_engine = alert_engine
     install_problem_handlers(app)
     app.include_router(health.router)

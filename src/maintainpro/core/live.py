@@ -7,7 +7,7 @@ import collections
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +34,18 @@ class LiveEvent:
 class Listener:
     """One subscriber's bounded queue; when full the oldest event goes and is counted."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, accept: Callable[[LiveEvent], bool] | None = None) -> None:
         self._queue: collections.deque[LiveEvent] = collections.deque(maxlen=size)
+        self._accept = accept
         self._ready = asyncio.Event()
         self.dropped = 0
 
     def put(self, event: LiveEvent) -> None:
         """Queue an event without ever waiting (called on the loop thread)."""
+        # Filtered here, not in the stream: events a stream does not want never wake it up
+        # nor push out the ones it does want.
+        if self._accept is not None and not self._accept(event):
+            return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(event)
@@ -95,10 +100,12 @@ class Broadcaster:
             listener.put(event)
 
     @asynccontextmanager
-    async def listen(self) -> AsyncIterator[Listener]:
-        """A listener registered for the duration of the block (one per SSE stream)."""
+    async def listen(
+        self, accept: Callable[[LiveEvent], bool] | None = None
+    ) -> AsyncIterator[Listener]:
+        """A listener registered for the block (one per SSE stream); `accept` filters events."""
         self._loop = asyncio.get_running_loop()
-        listener = Listener(self._queue_size)
+        listener = Listener(self._queue_size, accept)
         self._listeners.add(listener)
         try:
             yield listener

@@ -156,3 +156,17 @@ class DeadLetter(Base):
     def preview(self, limit: int = 120) -> str:
         """The start of the payload as text, for display (escaped by the page, never run)."""
         return (self.payload or b"")[:limit].decode("utf-8", "replace")
+
+
+class DeviceEvent(Base):
+    """A change of a device's connection (connected, disconnected, error), for its page."""
+
+    __tablename__ = "device_events"
+    # Written by the ingest pipeline at machine pace: the audit trail would only repeat it.
+    __audit__ = False
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)

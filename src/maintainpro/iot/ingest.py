@@ -11,12 +11,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from maintainpro.core.db import utcnow
+from maintainpro.core.db import UTCDateTime, utcnow
 from maintainpro.iot.connectors.base import Ack, Backoff, Rejected
-from maintainpro.iot.devices import DeadLetter, Device, Sensor
+from maintainpro.iot.devices import DeadLetter, Device, DeviceEvent, Sensor
 from maintainpro.iot.readings import SensorReading
 from maintainpro.iot.timeseries import EPOCH, QUALITY_CODES, ReadingRow, from_ms, write_readings
 
@@ -201,6 +213,22 @@ _TOUCH_DEVICE = (
     .values(last_seen_at=bindparam("seen"))
 )
 
+
+def _log_connection_event(
+    key: str, connected: bool, error: str | None, when: dt.datetime
+) -> Insert:
+    # One INSERT ... SELECT: an unknown device key simply logs nothing.
+    state = "connected" if connected else ("error" if error is not None else "disconnected")
+    message = error[:2000] if error is not None else None
+    row = select(
+        Device.id,
+        literal(when, UTCDateTime()),
+        literal(state, String()),
+        literal(message, Text()),
+    ).where(Device.key == key)
+    return insert(DeviceEvent).from_select(["device_id", "at", "state", "message"], row)
+
+
 StoredListener = Callable[[Sequence[ReadingRow]], None]
 
 
@@ -240,6 +268,7 @@ class IngestPipeline:
         self._registry: Registry | None = None
         self._registry_checked = 0.0
         self._connection_events: dict[str, tuple[bool, str | None, dt.datetime]] = {}
+        self._logged_states: dict[str, tuple[bool, str | None]] = {}
         self._source = "ingest"
 
     async def submit(
@@ -271,6 +300,7 @@ class IngestPipeline:
         draining during a commit; writes still happen one at a time and in order.
         """
         pending: asyncio.Task[None] | None = None
+        checkpoints = asyncio.create_task(self._checkpoint_wal())
         try:
             while True:
                 batch = await self._collect()
@@ -278,9 +308,34 @@ class IngestPipeline:
                     await pending
                 pending = asyncio.create_task(self._commit(batch))
         finally:
+            checkpoints.cancel()
             if pending is not None:
                 pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
+            await asyncio.gather(
+                *(t for t in (pending, checkpoints) if t is not None), return_exceptions=True
+            )
+
+    async def _checkpoint_wal(self, interval_s: float = 1.0) -> None:
+        """On SQLite, copy the write-ahead log into the database between commits.
+
+        SQLite otherwise checkpoints inside whichever commit fills the log past 1,000 pages,
+        and that commit then takes many times longer: the slow tail of ingest latency. A
+        passive checkpoint never blocks the writer or readers.
+        """
+        bind = self.factory.kw.get("bind")
+        if bind is None or bind.dialect.name != "sqlite":
+            return
+
+        def checkpoint() -> None:
+            with bind.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(checkpoint)
+            except Exception as exc:  # noqa: BLE001 - a busy database just waits for the next one
+                log.debug("WAL checkpoint skipped", extra={"error": str(exc)})
 
     async def _commit(self, batch: _Batch) -> None:
         backoff = Backoff(first=0.2, cap=10.0)
@@ -358,6 +413,7 @@ class IngestPipeline:
         return self._registry
 
     def _write(self, batch: _Batch) -> list[ReadingRow]:
+        logged: dict[str, tuple[bool, str | None]] = {}
         with self.factory() as session, session.begin():
             registry = self._current_registry(session)
             source = batch.sources[0] if batch.sources else "connector"
@@ -376,6 +432,11 @@ class IngestPipeline:
                 if error is not None:
                     values.update(last_error=error[:2000], last_error_at=when)
                 connection.execute(update(Device).where(Device.key == key).values(**values))
+                # Connectors repeat the same error on every retry: the log keeps changes only.
+                if self._logged_states.get(key) != (connected, error):
+                    connection.execute(_log_connection_event(key, connected, error, when))
+                    logged[key] = (connected, error)
+        self._logged_states.update(logged)
         self.stats.batches += 1
         self.stats.last_batch_size = len(batch.readings)
         self.stats.stored += added

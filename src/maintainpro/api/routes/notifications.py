@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -21,7 +22,7 @@ from maintainpro.api.problems import Problem
 from maintainpro.core.assets import Asset, Site
 from maintainpro.core.db import utcnow
 from maintainpro.core.events import OutboxEvent
-from maintainpro.core.live import Broadcaster
+from maintainpro.core.live import Broadcaster, LiveEvent
 from maintainpro.core.notifications import (
     Channel,
     Delivery,
@@ -38,6 +39,7 @@ from maintainpro.core.subscriptions import (
 )
 from maintainpro.core.users import Permission, Role, User, authenticate_token
 from maintainpro.iot.credentials import CredentialBox
+from maintainpro.iot.devices import Device, Sensor
 
 router = APIRouter(tags=["notifications"])
 Admin = Depends(require(Permission.USERS_ADMIN))
@@ -530,16 +532,49 @@ def stream_user(
     return user
 
 
+def _asset_sensor_ids(request: Request, asset_id: int) -> set[int]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with factory() as db:
+        rows = db.scalars(
+            select(Sensor.id)
+            .join(Device, Sensor.device_id == Device.id)
+            .where(Device.asset_id == asset_id)
+        ).all()
+    return set(rows)
+
+
+def event_filter(sensor_ids: set[int], asset_id: int | None) -> Callable[[LiveEvent], bool]:
+    """Which events a stream gets: those of its sensors or asset, or all but `reading`."""
+    if not sensor_ids and asset_id is None:
+        # Live readings are many; only a page that names its sensors or asset wants them.
+        return lambda event: event.type != "reading"
+
+    def accept(event: LiveEvent) -> bool:
+        if event.data.get("sensor_id") in sensor_ids:
+            return True
+        return asset_id is not None and event.data.get("asset_id") == asset_id
+
+    return accept
+
+
 @router.get("/events/stream", response_class=StreamingResponse)
 async def event_stream(
-    request: Request, _user: Annotated[User, Depends(stream_user)]
+    request: Request,
+    _user: Annotated[User, Depends(stream_user)],
+    sensor_id: Annotated[list[int] | None, Query(max_length=500)] = None,
+    asset_id: int | None = None,
 ) -> StreamingResponse:
-    """Live events (alert.raised, alert.escalated, alert.cleared) as Server-Sent Events."""
+    """Live events (alert.*, and `reading` for streams filtered by sensor_id or asset_id) as SSE."""
     live: Broadcaster = request.app.state.live
     keepalive: float = getattr(request.app.state, "live_keepalive_s", KEEPALIVE_S)
+    sensors = set(sensor_id or ())
+    if asset_id is not None:
+        # Resolved once at connect time: a page reloads when its asset's devices change.
+        sensors |= await asyncio.to_thread(_asset_sensor_ids, request, asset_id)
+    accept = event_filter(sensors, asset_id)
 
     async def frames() -> AsyncIterator[str]:
-        async with live.listen() as listener:
+        async with live.listen(accept) as listener:
             yield "retry: 5000\n: connected\n\n"
             reported = 0
             while True:
