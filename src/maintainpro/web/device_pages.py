@@ -15,8 +15,9 @@ from maintainpro.api.deps import SessionDep
 from maintainpro.core.assets import Asset
 from maintainpro.core.db import utcnow
 from maintainpro.core.users import Permission
+from maintainpro.iot.connectors.base import ConnectorStats
 from maintainpro.iot.credentials import CredentialBox
-from maintainpro.iot.devices import DeadLetter, Device
+from maintainpro.iot.devices import DeadLetter, Device, DeviceEvent
 from maintainpro.iot.registry import (
     DeviceSpec,
     RegistryError,
@@ -62,6 +63,11 @@ def _changed(request: Request) -> None:
         hub.registry_changed()
 
 
+def _connector_stats(request: Request) -> list[ConnectorStats]:
+    hub = getattr(request.app.state, "iot_hub", None)
+    return list(hub.connector_stats) if hub is not None else []
+
+
 def _device(db: SessionDep, key: str) -> Device:
     device = db.scalar(select(Device).where(Device.key == key))
     if device is None:
@@ -76,12 +82,18 @@ def devices_page(request: Request, db: SessionDep, user: PageUser) -> HTMLRespon
     assets = dict(db.execute(select(Asset.id, Asset.tag)).all())
     dead = db.scalar(select(func.count()).select_from(DeadLetter)) or 0
     now = utcnow()
+    connectors = _connector_stats(request)
+    by_name = {c.name: c for c in connectors}
     return render(
         request,
         "devices.html",
         user,
         devices=devices,
         statuses={d.key: d.status_at(now) for d in devices},
+        # Per-device connectors are named "<protocol>:<key>"; MQTT shares one hub connection.
+        device_stats={d.key: by_name.get(f"{d.protocol.value}:{d.key}") for d in devices},
+        connectors=connectors,
+        hub_running=getattr(request.app.state, "iot_hub", None) is not None,
         assets=assets,
         dead_letters=dead,
         can_write=Permission.DEVICES_WRITE in user.permissions,
@@ -153,11 +165,20 @@ def device_page(request: Request, db: SessionDep, user: PageUser, key: str) -> H
         .order_by(DeadLetter.id.desc())
         .limit(20)
     ).all()
+    events = db.scalars(
+        select(DeviceEvent)
+        .where(DeviceEvent.device_id == device.id)
+        .order_by(DeviceEvent.at.desc(), DeviceEvent.id.desc())
+        .limit(50)
+    ).all()
+    name = f"{device.protocol.value}:{device.key}"
     return render(
         request,
         "device.html",
         user,
         device=device,
+        events=events,
+        stats=next((c for c in _connector_stats(request) if c.name == name), None),
         status=device.status_at(utcnow()),
         asset=asset,
         letters=letters,

@@ -36,8 +36,18 @@ from maintainpro.core.work_orders import (
     WorkOrderStatus,
     WorkOrderType,
 )
+from maintainpro.iot.devices import Device
 from maintainpro.iot.trends import asset_sensors
 from maintainpro.web.charts import Chart, Series
+from maintainpro.web.iot_views import (
+    asset_health,
+    assets_by_location,
+    dead_letter_count,
+    device_counts,
+    live_sensors,
+    open_alerts,
+    stored_rate,
+)
 from maintainpro.web.session_auth import (
     CsrfChecked,
     LoginRequired,
@@ -268,7 +278,9 @@ def asset_page(request: Request, db: SessionDep, user: PageUser, asset_id: int) 
     orders = db.scalars(
         select(WorkOrder).where(WorkOrder.asset_id == asset.id).order_by(WorkOrder.id.desc())
     ).all()
-    sensors = asset_sensors(db, asset.id, request.app.state.settings.cold_dir)
+    cold_dir = request.app.state.settings.cold_dir
+    sensors = asset_sensors(db, asset.id, cold_dir)
+    live = live_sensors(db, [v.sensor for v in sensors], asset.asset_class, utcnow(), cold_dir)
     return render(
         request,
         "asset.html",
@@ -280,6 +292,8 @@ def asset_page(request: Request, db: SessionDep, user: PageUser, asset_id: int) 
         schedules=schedules,
         orders=orders,
         sensors=sensors,
+        alerts=open_alerts(db, asset.id),
+        live={"asset_id": asset.id, "sensors": live},
     )
 
 
@@ -485,20 +499,24 @@ def add_note(
 
 @router.get("/plant", dependencies=[CanReadAssets])
 def plant_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResponse:
-    """Plant & IoT: lines and the health of their assets."""
+    """Plant & IoT: lines with their assets' health, device connectivity, ingest rate."""
     sites = db.scalars(select(Site).order_by(Site.code)).all()
     locations = db.scalars(select(Location).order_by(Location.code)).all()
-    assets = db.scalars(select(Asset).order_by(Asset.tag)).all()
-    by_location: dict[int | None, list[Asset]] = {}
-    for asset in assets:
-        by_location.setdefault(asset.location_id, []).append(asset)
+    now = utcnow()
+    feed = getattr(request.app.state, "live_feed", None)
+    # The pipeline's own count when ingest runs in this process; else the readings table.
+    rate = feed.rate_per_s() if feed is not None else stored_rate(db, now)
     return render(
         request,
         "plant.html",
         user,
         sites=sites,
         locations=locations,
-        by_location=by_location,
+        by_location=assets_by_location(db),
+        health=asset_health(db),
+        device_counts=device_counts(db.scalars(select(Device)).all(), now),
+        ingest_rate=rate,
+        dead_letters=dead_letter_count(db),
     )
 
 
@@ -555,10 +573,16 @@ def supply_page(request: Request, db: SessionDep, user: PageUser) -> HTMLRespons
 
 def install_web(app: FastAPI) -> None:
     """Mount the pages, static files and the HTML error pages on the app."""
-    from maintainpro.web import device_pages  # imports render from this module
+    from maintainpro.web import (  # they import render from here
+        alert_pages,
+        device_pages,
+        trend_pages,
+    )
 
     app.include_router(router)
     app.include_router(device_pages.router)
+    app.include_router(alert_pages.router)
+    app.include_router(trend_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(LoginRequired)
