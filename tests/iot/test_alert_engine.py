@@ -211,6 +211,16 @@ def test_template_rules_apply_to_every_matching_sensor(site: Plant, engine_: Ale
     assert feed(engine_, site.vib, [(10, 1)]) == 0
 
 
+def test_a_sensors_own_rule_overrides_the_template_of_the_same_kind(
+    site: Plant, engine_: AlertEngine
+) -> None:
+    template = site.rule({**VIBRATION, "duration_s": 0}, sensor_id=None, sensor_type="vibration")
+    own = site.rule({**VIBRATION, "duration_s": 0}, name="Tuned for this pump")
+    feed(engine_, site.vib, [(0, 6)])
+    assert [a.rule_id for a in site.alerts()] == [own], "one alert, from the sensor's own rule"
+    assert template != own
+
+
 def test_bad_quality_and_rate_rules(site: Plant, engine_: AlertEngine) -> None:
     site.rule({"kind": "bad_quality", "count": 2})
     site.rule(

@@ -143,6 +143,10 @@ def load_rule_set(session: Session) -> RuleSet:
     where = {pk: (device_pk, asset_id) for pk, _, _, _, device_pk, asset_id, _ in rows}
     labels = {t.pk: t.label for t in targets}
     by_sensor: dict[int, list[BoundRule]] = {}
+    # A sensor's own rule of a kind overrides templates of that kind for that sensor, so
+    # tuning one sensor's thresholds (the threshold page) never yields two alerts for one fault.
+    own_kinds: dict[int, set[AlertKind]] = {}
+    from_template: set[tuple[int, int]] = set()
     for rule in session.scalars(
         select(AlertRule).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)
     ):
@@ -165,6 +169,10 @@ def load_rule_set(session: Session) -> RuleSet:
             continue
         for sensor_pk, evaluation_rule in bound.items():
             device_pk, asset_id = where[sensor_pk]
+            if rule.sensor_id is None:
+                from_template.add((rule.id, sensor_pk))
+            else:
+                own_kinds.setdefault(sensor_pk, set()).add(ALERT_KINDS[spec.kind])
             by_sensor.setdefault(sensor_pk, []).append(
                 BoundRule(
                     rule_pk=rule.id,
@@ -180,6 +188,12 @@ def load_rule_set(session: Session) -> RuleSet:
                     cooldown_s=rule.cooldown_s,
                 )
             )
+    for sensor_pk, kinds in own_kinds.items():
+        by_sensor[sensor_pk] = [
+            b
+            for b in by_sensor[sensor_pk]
+            if not ((b.rule_pk, sensor_pk) in from_template and b.kind in kinds)
+        ]
     return RuleSet(version, by_sensor)
 
 
