@@ -15,7 +15,7 @@ from maintainpro.core import (
     work_orders,
 )
 from maintainpro.core.db import Base
-from maintainpro.iot import alerts, devices, timeseries
+from maintainpro.iot import alerts, devices, edge_agents, security_records, timeseries
 from maintainpro.supply import (
     catalogs,
     contracts,
@@ -38,6 +38,8 @@ MODEL_MODULES = (
     timeseries,
     alerts,
     notifications,
+    edge_agents,
+    security_records,
     suppliers,
     catalogs,
     contracts,
