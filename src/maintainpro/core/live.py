@@ -56,7 +56,9 @@ class Listener:
         if not self._queue:
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), wait_s)
+                # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
+                async with asyncio.timeout(wait_s):
+                    await self._ready.wait()
             except TimeoutError:
                 return None
         return self._queue.popleft() if self._queue else None

@@ -87,8 +87,10 @@ class IotHub:
                     await self.reconcile()
                 except Exception:
                     log.exception("device reconciliation failed")
+                # asyncio.timeout: wait_for may swallow the supervisor's cancellation (3.11).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=self.refresh_s)
+                    async with asyncio.timeout(self.refresh_s):
+                        await self._changed.wait()
                 self._changed.clear()
         finally:
             tasks = [pipeline_task, *self._hub_tasks, *(r.task for r in self._running.values())]

@@ -370,8 +370,11 @@ class IngestPipeline:
     async def _collect(self) -> _Batch:
         batch = _Batch()
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the item does, and the pipeline would then never stop.
             try:
-                first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    first = await self._queue.get()
                 break
             except TimeoutError:
                 # No data: still write connection changes, or a dead device never shows its error.
@@ -388,7 +391,8 @@ class IngestPipeline:
                 item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), timeout)
+                    async with asyncio.timeout(timeout):
+                        item = await self._queue.get()
                 except TimeoutError:
                     break
             self._add(batch, item)

@@ -191,7 +191,9 @@ class MeterFeed:
             if not self._pending:
                 wake.clear()
                 try:
-                    await asyncio.wait_for(wake.wait(), self.refresh_s)
+                    # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
+                    async with asyncio.timeout(self.refresh_s):
+                        await wake.wait()
                 except TimeoutError:
                     continue
             rows, self._pending = self._pending, []

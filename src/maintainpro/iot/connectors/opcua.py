@@ -685,8 +685,10 @@ class OpcUaConnector:
                 # Skip missed cycles instead of bursting after a slow read.
                 next_poll = max(next_poll + interval, loop.time())
             timeout = max(0.0, next_poll - loop.time()) if polled else None
+            # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(link.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await link.wake.wait()
             link.wake.clear()
             await self._flush(sink, link)
             if link.lost is not None:
