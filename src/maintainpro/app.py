@@ -24,7 +24,10 @@ from maintainpro.core.live import Broadcaster
 from maintainpro.core.maintenance import generate_due_work_orders
 from maintainpro.iot.alert_engine import AlertEngine
 from maintainpro.iot.credentials import CredentialBox, credential_box
+from maintainpro.iot.edge.hub_status import build_edge_status
+from maintainpro.iot.edge.publisher import ack_listener
 from maintainpro.iot.hub import build_iot_hub
+from maintainpro.iot.issuing import credential_housekeeping
 from maintainpro.iot.live_feed import LiveFeed
 from maintainpro.iot.meter_feed import MeterFeed
 from maintainpro.iot.retention import maintain_timeseries
@@ -92,6 +95,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
         iot_hub = build_iot_hub(settings, factory, box)
         supervisor.service("iot", iot_hub.run)
+        # Edge agents' heartbeats (edge/+/status) update their EdgeAgent rows.
+        edge_status = build_edge_status(settings, factory)
+        if edge_status is not None:
+            supervisor.service("edge-status", edge_status.run)
         meter_feed = MeterFeed(factory)
         iot_hub.pipeline.listeners.append(meter_feed)
         supervisor.service("meter-feed", meter_feed.run)
@@ -104,12 +111,17 @@ def create_app(settings: Settings) -> FastAPI:
             settings.prediction_interval_s,
             lambda: update_predictions(factory, settings, utcnow()),
         )
+        supervisor.every("credentials", 3600.0, lambda: credential_housekeeping(factory, settings))
         alert_engine = AlertEngine(factory, public_url=settings.public_url)
         iot_hub.pipeline.listeners.append(alert_engine.on_stored)
         supervisor.service("alerts", alert_engine.run)
         supervisor.every(
             "alert-stale-check", settings.stale_check_interval_s, alert_engine.check_stale_alerts
         )
+        # Edge agents acknowledge (or reject) the configuration the hub pushed to them.
+        edge_acks = ack_listener(settings, factory)
+        if edge_acks is not None:
+            supervisor.service("edge-config-acks", edge_acks.run)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

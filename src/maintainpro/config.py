@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     # IoT: encryption key for device credentials at rest (Fernet, urlsafe base64, 32 bytes).
     credentials_key: SecretStr | None = None
     credentials_key_file: Path | None = None
+    # IoT security: broker files the hub writes (Mosquitto password_file / acl_file) and the
+    # broker's pid file to SIGHUP after a change; the device CA; certificate lifetimes.
+    mqtt_password_file: Path | None = None
+    mqtt_acl_file: Path | None = None
+    mqtt_broker_pid_file: Path | None = None
+    device_ca_dir: Path = Path("data/pki/devices")
+    device_cert_days: int = Field(default=365, ge=1, le=3650)
+    credential_expiry_warn_days: int = Field(default=30, ge=1)
+    credential_rotation_grace_hours: float = Field(default=24.0, ge=0)
+    opcua_pki_dir: Path = Path("data/pki/opcua")
     # Time series: the cold tier (Parquet) and how long each resolution is kept.
     cold_dir: Path = Path("data/cold")
     compact_after_days: int = Field(default=30, ge=1)

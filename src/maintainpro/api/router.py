@@ -9,6 +9,7 @@ from maintainpro.api.routes import (
     assets,
     auth,
     devices,
+    edge,
     inventory,
     notifications,
     readings,
@@ -17,6 +18,7 @@ from maintainpro.api.routes import (
     users,
     work_orders,
 )
+from maintainpro.api.routes import security as security_routes
 
 
 def api_router() -> APIRouter:
@@ -27,4 +29,6 @@ def api_router() -> APIRouter:
     router.include_router(notifications.router)
     router.include_router(alert_routes.router)
     router.include_router(supply.router)
+    router.include_router(security_routes.router)
+    router.include_router(edge.router)
     return router

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from maintainpro.cli.context import CLI_ACTOR, cli_settings, err, fail
 from maintainpro.cli.devices import devices_app
+from maintainpro.cli.edge import edge
+from maintainpro.cli.security import security_app
 from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
@@ -34,6 +36,8 @@ users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
+app.add_typer(security_app, name="security")
+app.command()(edge)
 console = Console()
 
 

@@ -18,6 +18,8 @@ from maintainpro.core.users import Permission
 from maintainpro.iot.connectors.base import ConnectorStats
 from maintainpro.iot.credentials import CredentialBox
 from maintainpro.iot.devices import DeadLetter, Device, DeviceEvent
+from maintainpro.iot.edge.hub_status import edge_agents
+from maintainpro.iot.edge.publisher import config_statuses
 from maintainpro.iot.registry import (
     DeviceSpec,
     RegistryError,
@@ -97,6 +99,8 @@ def devices_page(request: Request, db: SessionDep, user: PageUser) -> HTMLRespon
         assets=assets,
         dead_letters=dead,
         can_write=Permission.DEVICES_WRITE in user.permissions,
+        edge_agents=edge_agents(db, now),
+        edge_config=config_statuses(db),
     )
 
 
