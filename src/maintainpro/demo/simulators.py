@@ -16,6 +16,7 @@ with aware UTC timestamps. Protocol libraries are imported when a simulator star
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
@@ -140,7 +141,7 @@ async def _every(
             failing = False
 
 
-class _Ticking:
+class _Ticking(abc.ABC):
     """A simulator with one task refreshing its values every interval."""
 
     name = "simulator"
@@ -163,9 +164,9 @@ class _Ticking:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    @abc.abstractmethod
     async def tick(self, moment: dt.datetime) -> None:
         """Refresh or send the values for this instant."""
-        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------------------------
