@@ -19,10 +19,12 @@ from maintainpro.iot import alerts, devices, edge_agents, security_records, time
 from maintainpro.supply import (
     catalogs,
     contracts,
+    invoices,
     purchasing,
     rates,
     receiving,
     requisitions,
+    shipments,
     suppliers,
 )
 
@@ -47,6 +49,8 @@ MODEL_MODULES = (
     requisitions,
     purchasing,
     receiving,
+    shipments,
+    invoices,
 )
 
 

@@ -7,8 +7,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from maintainpro.core.columns import Timestamped, text_enum
@@ -62,6 +63,15 @@ RECEIVING_STATUSES = _RECEIVABLE | {S.PARTIALLY_RECEIVED}
 OPEN_PO_STATUSES = frozenset({S.DRAFT, S.APPROVED}) | RECEIVING_STATUSES
 
 
+class LineAckStatus(enum.StrEnum):
+    """The supplier's answer to one order line."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    CHANGED = "changed"
+    REJECTED = "rejected"
+
+
 class PoTransitionError(ValueError):
     """A status change the purchase-order status machine does not allow."""
 
@@ -102,6 +112,9 @@ class PurchaseOrder(Timestamped, Base):
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Bumped by every change after approval; outbound change orders (EDI 860) carry it.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
     note: Mapped[str] = mapped_column(Text, default="")
 
     supplier: Mapped[Supplier] = relationship()
@@ -173,6 +186,16 @@ class PurchaseOrderLine(Base):
     need_by: Mapped[dt.date | None] = mapped_column(Date)
     received_quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3), default=Decimal(0))
     rejected_quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3), default=Decimal(0))
+    shipped_quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3), default=Decimal(0))
+    invoiced_quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3), default=Decimal(0))
+    # The supplier's acknowledgement: status, and what it confirmed when it changed the line.
+    ack_status: Mapped[LineAckStatus] = mapped_column(
+        text_enum(LineAckStatus), default=LineAckStatus.PENDING
+    )
+    ack_quantity: Mapped[Decimal | None] = mapped_column(Numeric(14, 3))
+    ack_unit_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    promised_date: Mapped[dt.date | None] = mapped_column(Date)
+    ack_note: Mapped[str] = mapped_column(Text, default="")
     explanation: Mapped[str] = mapped_column(Text, default="")
 
     order: Mapped[PurchaseOrder] = relationship(back_populates="lines")
@@ -199,6 +222,8 @@ class PurchaseOrderHistory(Base):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     note: Mapped[str] = mapped_column(Text, default="")
+    # What a change or acknowledgement altered: [{"line": n, "field": f, "old": o, "new": n}, ...].
+    detail: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     order: Mapped[PurchaseOrder] = relationship(back_populates="history")
 
