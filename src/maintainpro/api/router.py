@@ -15,6 +15,9 @@ from maintainpro.api.routes import (
     readings,
     schedules,
     supply,
+    supply_analytics,
+    supply_catalog,
+    supply_orders,
     users,
     work_orders,
 )
@@ -29,6 +32,9 @@ def api_router() -> APIRouter:
     router.include_router(notifications.router)
     router.include_router(alert_routes.router)
     router.include_router(supply.router)
+    router.include_router(supply_orders.router)
+    router.include_router(supply_analytics.router)
+    router.include_router(supply_catalog.router)
     router.include_router(security_routes.router)
     router.include_router(edge.router)
     return router

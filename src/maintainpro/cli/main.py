@@ -17,6 +17,8 @@ from maintainpro.cli.context import CLI_ACTOR, cli_settings, err, fail
 from maintainpro.cli.devices import devices_app
 from maintainpro.cli.edge import edge
 from maintainpro.cli.security import security_app
+from maintainpro.cli.supply import supply_app
+from maintainpro.cli.warehouse import warehouse_app
 from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
@@ -37,6 +39,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
 app.add_typer(security_app, name="security")
+app.add_typer(supply_app, name="supply")
+app.add_typer(warehouse_app, name="warehouse")
 app.command()(edge)
 console = Console()
 

@@ -1,0 +1,7 @@
+"""Catalogue price maintenance and contract compliance."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["supply"])
