@@ -27,6 +27,8 @@ from maintainpro.supply import (
     shipments,
     suppliers,
 )
+from maintainpro.supply.edi import archive as edi_archive
+from maintainpro.supply.edi import partners as edi_partners
 
 MODEL_MODULES = (
     assets,
@@ -51,6 +53,8 @@ MODEL_MODULES = (
     receiving,
     shipments,
     invoices,
+    edi_partners,
+    edi_archive,
 )
 
 
