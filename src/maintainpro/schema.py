@@ -20,6 +20,7 @@ from maintainpro.supply import (
     catalogs,
     contracts,
     invoices,
+    portal_records,
     purchasing,
     rates,
     receiving,
@@ -55,6 +56,7 @@ MODEL_MODULES = (
     invoices,
     edi_partners,
     edi_archive,
+    portal_records,
 )
 
 
