@@ -33,6 +33,9 @@ from maintainpro.iot.meter_feed import MeterFeed
 from maintainpro.iot.retention import maintain_timeseries
 from maintainpro.iot.trends import update_predictions
 from maintainpro.runtime import Supervisor
+from maintainpro.supply.compliance import CONTRACT_TOPICS
+from maintainpro.supply.dispatch import order_dispatch_handlers
+from maintainpro.supply.jobs import contract_watch, reorder_check
 from maintainpro.supply.requisitions import part_demand_handler
 from maintainpro.web.pages import install_web
 
@@ -86,10 +89,21 @@ def create_app(settings: Settings) -> FastAPI:
         )
         outbox_handlers = {
             **notification_handlers(factory, live.publish),
+            # Contract warnings reach e-mail and webhook subscribers, not the live stream that
+            # every signed-in user may read.
+            **notification_handlers(factory, topics=CONTRACT_TOPICS),
             # Work-order part shortages become requisitions (idempotent per order and part).
             "part.demand": [part_demand_handler(factory)],
+            # Sent and changed purchase orders go out through the supplier's channel.
+            **order_dispatch_handlers(factory, settings),
         }
         supervisor.every("outbox", 1.0, lambda: deliver_pending(factory, outbox_handlers))
+        supervisor.every(
+            "reorder-check",
+            settings.reorder_check_interval_s,
+            lambda: reorder_check(factory, settings),
+        )
+        supervisor.every("contract-watch", 86400.0, lambda: contract_watch(factory, settings))
         supervisor.every(
             "notifications", 2.0, lambda: send_due_deliveries(factory, settings, box=box)
         )

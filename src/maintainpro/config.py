@@ -105,6 +105,30 @@ class Settings(BaseSettings):
     base_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     procurement_approval_limit: Decimal = Field(default=Decimal(10000), ge=0)
     receipt_tolerance_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    # Three-way match: how far an invoice's unit price may exceed the order's, and its quantity
+    # the accepted (received) quantity, before the invoice becomes an exception.
+    invoice_price_tolerance_pct: Decimal = Field(default=Decimal(2), ge=0, le=100)
+    invoice_quantity_tolerance_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    # Procurement jobs: how often stock is checked against reorder points, whether open
+    # requisitions then become draft orders on their own, and how long before a contract ends
+    # the first warning goes out (then again 7 days and 1 day before).
+    reorder_check_interval_s: float = Field(default=900.0, gt=0)
+    auto_purchase_orders: bool = True
+    contract_warn_days: int = Field(default=30, ge=1, le=365)
+    # Analytics warehouse (DuckDB file; None: beside the SQLite database, else data/) and where
+    # its ETL runs send OpenLineage events (a JSON-lines file, or an HTTP endpoint such as
+    # Marquez when lineage_url is set).
+    warehouse_path: Path | None = None
+    lineage_file: Path | None = None
+    lineage_url: str | None = None
+    lineage_namespace: str = "maintainpro"
+    # Supplier connectivity: ERP connections (validated by supply/erp_config.py; secrets are
+    # named environment variables, never values here), how often they are pulled, the shared
+    # secret carriers sign webhooks with, and how often shipments are checked for lateness.
+    erp_connections: list[dict[str, Any]] = Field(default_factory=list)
+    erp_sync_interval_s: float = Field(default=900.0, gt=0)
+    carrier_webhook_secret: SecretStr | None = None
+    shipment_check_interval_s: float = Field(default=900.0, gt=0)
     run_background_jobs: bool = True
     schedule_interval_seconds: float = Field(default=60.0, gt=0)
 

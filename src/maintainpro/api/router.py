@@ -31,10 +31,11 @@ def api_router() -> APIRouter:
         router.include_router(module.router)
     router.include_router(notifications.router)
     router.include_router(alert_routes.router)
+    # Catalogue first: GET /contracts/compliance must match before /contracts/{contract_id}.
+    router.include_router(supply_catalog.router)
     router.include_router(supply.router)
     router.include_router(supply_orders.router)
     router.include_router(supply_analytics.router)
-    router.include_router(supply_catalog.router)
     router.include_router(security_routes.router)
     router.include_router(edge.router)
     return router

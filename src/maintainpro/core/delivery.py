@@ -12,7 +12,7 @@ import logging
 import re
 import smtplib
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -139,8 +139,9 @@ def notification_handlers(
     publish: Publish | None = None,
     *,
     clock: Callable[[], dt.datetime] = utcnow,
+    topics: Iterable[str] = ALERT_TOPICS,
 ) -> dict[str, list[Handler]]:
-    """Outbox handlers for alert topics: plan deliveries and push the event to live streams."""
+    """Outbox handlers for alert topics (or those given): plan deliveries, push to live streams."""
     # Redelivery would push the same event to browsers twice; remembering recent payloads
     # avoids that without touching the database.
     seen: collections.deque[str] = collections.deque(maxlen=1000)
@@ -156,7 +157,7 @@ def notification_handlers(
                 seen.append(key)
                 publish(topic, dict(payload))
 
-    return {topic: [handle] for topic in ALERT_TOPICS}
+    return {topic: [handle] for topic in topics}
 
 
 # --- sending -------------------------------------------------------------------------------
@@ -234,13 +235,29 @@ class Mailer:
             smtp.login(s.smtp_username, password)
         return smtp
 
-    def send(self, to: str, subject: str, body: str) -> None:
-        """Send one plain-text message; raises DeliveryError on failure."""
+    def send(
+        self,
+        to: str,
+        subject: str,
+        body: str,
+        *,
+        attachments: Sequence[tuple[str, str, bytes]] = (),
+    ) -> None:
+        """Send one plain-text message with optional (filename, mime type, bytes) attachments;
+        raises DeliveryError on failure."""
         message = EmailMessage()
         message["From"] = self._settings.smtp_from
         message["To"] = to
         message["Subject"] = subject
         message.set_content(body)
+        for filename, mime, data in attachments:
+            maintype, _, subtype = mime.partition("/")
+            message.add_attachment(
+                data,
+                maintype=maintype,
+                subtype=subtype or "octet-stream",
+                filename=_clean(filename),
+            )
         try:
             if self._smtp is None:
                 self._smtp = self._connect()

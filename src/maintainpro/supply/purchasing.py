@@ -10,10 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Date, ForeignKey, Integer, Numeric, String, Text
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
 
 from maintainpro.core.columns import Timestamped, text_enum
 from maintainpro.core.db import Base, UTCDateTime, utcnow
+from maintainpro.core.events import emit
 from maintainpro.core.inventory import Part
 from maintainpro.core.users import Role
 from maintainpro.supply.contracts import Contract
@@ -240,7 +241,10 @@ def new_purchase_order(
     now: dt.datetime | None = None,
 ) -> PurchaseOrder:
     """A draft order, its rate stored, with the creation in its history."""
+    # Set explicitly: the column default only applies at flush, and add_line checks the status
+    # of orders that have not been flushed yet.
     order = PurchaseOrder(
+        status=PoStatus.DRAFT,
         supplier_id=supplier.id,
         supplier=supplier,
         currency=currency,
@@ -378,10 +382,16 @@ def approve_order(
 def send_order(
     order: PurchaseOrder, *, actor_id: int | None = None, now: dt.datetime | None = None
 ) -> None:
-    """Mark an approved order as sent to the supplier."""
+    """Mark an approved order as sent; the outbox event hands it to the supplier's channel."""
+    session = object_session(order)
+    if session is None:
+        raise ValueError("an order must belong to a session to be sent")
     when = now or utcnow()
     move_order(order, PoStatus.SENT, actor_id=actor_id, now=when, note="sent")
     order.sent_at = when
+    if order.id is None:
+        session.flush()
+    emit(session, "purchase_order.sent", {"order_id": order.id})
 
 
 def cancel_order(

@@ -22,6 +22,7 @@ from maintainpro.core.work_orders import WorkOrder, WorkOrderNote
 from maintainpro.supply.purchasing import (
     RECEIVING_STATUSES,
     PoStatus,
+    PurchaseOrder,
     PurchaseOrderLine,
     move_order,
 )
@@ -80,7 +81,7 @@ def receive(
     tolerance_pct: Decimal = DEFAULT_TOLERANCE_PCT,
 ) -> ReceiptOutcome:
     """Book a delivery: accepted goods into stock, the order's status, and waiting work orders."""
-    order = line.order
+    order = _lock_order(session, line)
     when = received_at or utcnow()
     if when.tzinfo is None:
         raise ReceiptError("received_at must be an aware datetime")
@@ -129,6 +130,27 @@ def receive(
         else []
     )
     return ReceiptOutcome(receipt, notified)
+
+
+def _lock_order(session: Session, line: PurchaseOrderLine) -> PurchaseOrder:
+    """The line's order, locked, with its status and every line re-read under the lock.
+
+    The caller's copies may be stale: another receipt may have committed since they were read.
+    Locking the order row (PostgreSQL; SQLite has one writer anyway) makes receipts on the same
+    order take turns, so the over-receipt check, the received quantity and the order status are
+    always computed from what the previous receipt committed.
+    """
+    order = session.get(
+        PurchaseOrder, line.purchase_order_id, with_for_update=True, populate_existing=True
+    )
+    if order is None:
+        raise ReceiptError(f"the order of line {line.line_no} no longer exists")
+    session.scalars(
+        select(PurchaseOrderLine)
+        .where(PurchaseOrderLine.purchase_order_id == order.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    return order
 
 
 def _release_work_orders(

@@ -9,7 +9,15 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 
 from maintainpro.api.crud import apply_changes, get_or_404, require_exists
@@ -18,6 +26,7 @@ from maintainpro.api.fields import Code, FreeText, Name, ShortText
 from maintainpro.api.pagination import Page, WindowDep, list_page
 from maintainpro.api.problems import Problem
 from maintainpro.config import Settings
+from maintainpro.core.db import utcnow
 from maintainpro.core.inventory import Part
 from maintainpro.core.users import Permission, Role
 from maintainpro.supply.catalog_import import import_catalog
@@ -34,6 +43,7 @@ from maintainpro.supply.money import Money, MoneyError, validate_currency
 from maintainpro.supply.purchasing import (
     ApprovalPolicy,
     ApprovalRefused,
+    LineAckStatus,
     PoStatus,
     PoTransitionError,
     PurchaseOrder,
@@ -654,6 +664,11 @@ class PoLineOut(BaseModel):
     received_quantity: Decimal
     rejected_quantity: Decimal
     explanation: str
+    # The supplier's answer and what is on its way or billed (the order lifecycle).
+    ack_status: LineAckStatus = LineAckStatus.PENDING
+    promised_date: dt.date | None = None
+    shipped_quantity: Decimal = Decimal(0)
+    invoiced_quantity: Decimal = Decimal(0)
 
 
 class PoHistoryOut(BaseModel):
@@ -665,6 +680,7 @@ class PoHistoryOut(BaseModel):
     actor_id: int | None
     at: dt.datetime
     note: str
+    detail: list[dict[str, Any]] | None = None
 
 
 class PurchaseOrderOut(BaseModel):
@@ -686,6 +702,8 @@ class PurchaseOrderOut(BaseModel):
     approved_by_id: int | None
     approved_at: dt.datetime | None
     sent_at: dt.datetime | None
+    acknowledged_at: dt.datetime | None = None
+    revision: int = 0
     lines: list[PoLineOut]
     history: list[PoHistoryOut]
 
@@ -717,6 +735,14 @@ class ReceiptIn(BaseModel):
     rejection_reason: Annotated[str, Field(max_length=500)] | None = None
     stock_level_id: int | None = None
     received_at: AwareDatetime | None = None
+
+    @field_validator("received_at")
+    @classmethod
+    def _not_in_future(cls, value: dt.datetime | None) -> dt.datetime | None:
+        # Goods cannot arrive in the future; five minutes cover the clocks of scanners.
+        if value is not None and value > utcnow() + dt.timedelta(minutes=5):
+            raise ValueError("received_at lies in the future")
+        return value
 
 
 class ReceiptOut(BaseModel):
