@@ -19,6 +19,7 @@ PAGES = (
     ("devices", "/devices"),
     ("alerts", "/alerts?status=any"),
     ("work-orders", "/work-orders"),
+    ("supply", "/supply"),
 )
 ASSET_TAG = "P-101"
 SENSOR_LABEL = "demo-p101/vibration"

@@ -16,6 +16,7 @@ from maintainpro.core.events import deliver_pending
 from maintainpro.core.inventory import StockLevel
 from maintainpro.core.users import Role
 from maintainpro.core.work_orders import WorkOrderNote
+from maintainpro.supply.purchasing import PurchaseOrder
 from maintainpro.supply.requisitions import part_demand_handler
 from support import bearer, plant
 
@@ -133,14 +134,33 @@ def test_end_to_end_from_shortage_to_stock(
     assert approved["status"] == "approved"
     contract = client.get(f"{API}/contracts/{contract['id']}", headers=buyer).json()
     assert Decimal(contract["drawn"]) == Decimal("57.00")
-    assert _post(client, f"/purchase-orders/{po['id']}/send", buyer, None)["status"] == "sent"
+    sent = _post(client, f"/purchase-orders/{po['id']}/send", buyer, None)
+    assert sent["status"] == "sent"
+    # The order went out five days ago, so both deliveries below lie in the past.
+    sent_at = dt.datetime.fromisoformat(sent["sent_at"]) - dt.timedelta(days=5)
+    with session_factory() as db, db.begin():
+        order = db.get(PurchaseOrder, po["id"])
+        assert order is not None
+        order.sent_at = sent_at
+    promised = sent_at.date() + dt.timedelta(days=1)
+    acknowledged = _post(
+        client,
+        f"/purchase-orders/{po['id']}/acknowledgement",
+        buyer,
+        {"lines": [{"line_no": 1, "status": "accepted", "promised_date": str(promised)}]},
+    )
+    assert acknowledged["status"] == "acknowledged"
 
+    # Two partial deliveries: the first an hour after sending (on time), the second four days
+    # after sending, three days past the promised date.
+    on_time_at = sent_at + dt.timedelta(hours=1)
+    late_at = sent_at + dt.timedelta(days=4)
     line_id = po["lines"][0]["id"]
     first = _post(
         client,
         f"/purchase-orders/{po['id']}/receipts",
         buyer,
-        {"line_id": line_id, "quantity_received": "2"},
+        {"line_id": line_id, "quantity_received": "2", "received_at": on_time_at.isoformat()},
     )
     assert first["order_status"] == "partially_received"
     assert first["notified_work_orders"] == [wo["id"]]
@@ -151,6 +171,17 @@ def test_end_to_end_from_shortage_to_stock(
     )
     assert refused.status_code == 422
     assert refused.headers["content-type"] == "application/problem+json"
+    future = client.post(
+        f"{API}/purchase-orders/{po['id']}/receipts",
+        headers=buyer,
+        json={
+            "line_id": line_id,
+            "quantity_received": "1",
+            "received_at": (utcnow() + dt.timedelta(days=1)).isoformat(),
+        },
+    )
+    assert future.status_code == 422
+    assert "future" in future.text
     second = _post(
         client,
         f"/purchase-orders/{po['id']}/receipts",
@@ -160,7 +191,7 @@ def test_end_to_end_from_shortage_to_stock(
             "quantity_received": "4",
             "quantity_rejected": "1",
             "rejection_reason": "damaged box",
-            "received_at": "2026-11-28T10:00:00Z",
+            "received_at": late_at.isoformat(),
         },
     )
     assert second["order_status"] == "received"
@@ -179,8 +210,31 @@ def test_end_to_end_from_shortage_to_stock(
         "draft",
         "approved",
         "sent",
+        "acknowledged",
         "partially_received",
         "received",
+    ]
+
+    # The scorecard sees one of two deliveries late and a lead time of (1 h + 4 d) / 2.
+    period = {"start": str(today - dt.timedelta(days=6)), "end": str(today + dt.timedelta(days=1))}
+    card = client.get(f"{API}/suppliers/{eu}/scorecard", headers=buyer, params=period)
+    assert card.status_code == 200, card.text
+    metrics = {m["key"]: m for m in card.json()["metrics"]}
+    assert Decimal(metrics["on_time_delivery"]["value"]) == Decimal(50)
+    assert metrics["on_time_delivery"]["basis"] == 2
+    lead = metrics["lead_time"]
+    expected_mean = (Decimal(1) / 24 + Decimal(4)) / 2
+    assert Decimal(lead["value"]) == expected_mean.quantize(Decimal("0.01"))
+    assert Decimal(lead["detail"]["max_days"]) == Decimal("4.00")
+    assert Decimal(metrics["quality"]["value"]) < Decimal(100)  # one of seven rejected
+
+    # Spend is reported in the company's base currency at the order's stored rate.
+    spend = client.get(f"{API}/spend", headers=buyer, params={**period, "group_by": "supplier"})
+    assert spend.status_code == 200, spend.text
+    report = spend.json()
+    assert report["base_currency"] == "USD"
+    assert [(g["label"], Decimal(g["amount"])) for g in report["groups"]] == [
+        ("EUROBEAR GmbH", Decimal("61.56"))
     ]
 
 

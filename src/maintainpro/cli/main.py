@@ -233,6 +233,7 @@ def demo(
 
     from maintainpro.demo.devices import DemoPorts, seed_demo_devices
     from maintainpro.demo.plant import demo_password, seed_demo_plant
+    from maintainpro.demo.procurement import seed_demo_procurement
     from maintainpro.demo.simulators import DemoDevicesError, Listener, PortInUse, ensure_free
     from maintainpro.migrate import upgrade
 
@@ -266,6 +267,7 @@ def demo(
     password = demo_password()
     with transaction(build_session_factory(engine)) as session:
         created = seed_demo_plant(session, password)
+        seed_demo_procurement(session, base_currency=settings.base_currency)
         if simulators is not None:
             seed_demo_devices(session, ports)
     engine.dispose()

@@ -22,7 +22,7 @@ from maintainpro.api.fields import FreeText, Name, contains_pattern
 from maintainpro.api.problems import problem_response
 from maintainpro.core.assets import Asset, AssetStatus, Location, Site
 from maintainpro.core.db import utcnow
-from maintainpro.core.inventory import Part, Reservation, ReservationStatus, StockLevel
+from maintainpro.core.inventory import Part, Reservation, ReservationStatus
 from maintainpro.core.maintenance import PartNeed, open_work_order, transition_work_order
 from maintainpro.core.schedules import MaintenanceSchedule, Meter, MeterReading
 from maintainpro.core.users import Permission, User, authenticate_password
@@ -71,7 +71,6 @@ NAV = (
 CanReadAssets = page_permission(Permission.ASSETS_READ)
 CanReadWork = page_permission(Permission.WORK_ORDERS_READ)
 CanWriteWork = page_permission(Permission.WORK_ORDERS_WRITE)
-CanReadStock = page_permission(Permission.INVENTORY_READ)
 # Form fields follow the same rules as the API's bodies.
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
 _FREE_TEXT: TypeAdapter[str] = TypeAdapter(FreeText)
@@ -554,28 +553,12 @@ def analytics_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResp
     )
 
 
-@router.get("/supply", dependencies=[CanReadStock])
-def supply_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResponse:
-    """Supply chain: parts at or below their reorder point and parts held for work orders."""
-    low = db.scalars(
-        select(StockLevel)
-        .where(StockLevel.on_hand - StockLevel.reserved <= StockLevel.reorder_point)
-        .order_by(StockLevel.part_id)
-    ).all()
-    held = db.scalars(
-        select(Reservation)
-        .where(Reservation.status == ReservationStatus.ACTIVE)
-        .order_by(Reservation.id.desc())
-        .limit(50)
-    ).all()
-    return render(request, "supply.html", user, low=low, held=held)
-
-
 def install_web(app: FastAPI) -> None:
     """Mount the pages, static files and the HTML error pages on the app."""
     from maintainpro.web import (  # they import render from here
         alert_pages,
         device_pages,
+        supply_pages,
         trend_pages,
     )
 
@@ -583,6 +566,10 @@ def install_web(app: FastAPI) -> None:
     app.include_router(device_pages.router)
     app.include_router(alert_pages.router)
     app.include_router(trend_pages.router)
+    app.include_router(supply_pages.router)
+    from maintainpro.web.portal import install_portal  # the supplier portal under /portal
+
+    install_portal(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(LoginRequired)
