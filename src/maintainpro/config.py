@@ -122,6 +122,16 @@ class Settings(BaseSettings):
     lineage_file: Path | None = None
     lineage_url: str | None = None
     lineage_namespace: str = "maintainpro"
+    # Real-time feeds (analytics/feeds, docs/realtime-feeds.md): events kept for Last-Event-ID
+    # resume, the SSE/WebSocket heartbeat, at most one reading per sensor per interval (0: every
+    # stored reading), how long a looked-up site is trusted, and the push targets (webhook
+    # streams, Power BI push datasets; validated by analytics/feeds/targets.py; secrets are
+    # named environment variables, never values here).
+    feed_replay_events: int = Field(default=10_000, ge=0, le=1_000_000)
+    feed_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    feed_reading_interval_s: float = Field(default=1.0, ge=0)
+    feed_site_cache_s: float = Field(default=60.0, ge=0)
+    feed_targets: list[dict[str, Any]] = Field(default_factory=list)
     # Supplier connectivity: ERP connections (validated by supply/erp_config.py; secrets are
     # named environment variables, never values here), how often they are pulled, the shared
     # secret carriers sign webhooks with, and how often shipments are checked for lateness.

@@ -19,6 +19,7 @@ from maintainpro.iot import alerts, devices, edge_agents, security_records, time
 from maintainpro.supply import (
     catalogs,
     contracts,
+    erp_records,
     invoices,
     portal_records,
     purchasing,
@@ -27,6 +28,7 @@ from maintainpro.supply import (
     requisitions,
     shipments,
     suppliers,
+    tracking_records,
 )
 from maintainpro.supply.edi import archive as edi_archive
 from maintainpro.supply.edi import partners as edi_partners
@@ -57,6 +59,8 @@ MODEL_MODULES = (
     edi_partners,
     edi_archive,
     portal_records,
+    erp_records,
+    tracking_records,
 )
 
 
