@@ -35,8 +35,10 @@ from maintainpro.iot.trends import update_predictions
 from maintainpro.runtime import Supervisor
 from maintainpro.supply.compliance import CONTRACT_TOPICS
 from maintainpro.supply.dispatch import order_dispatch_handlers
+from maintainpro.supply.erp_sync import sync_all
 from maintainpro.supply.jobs import contract_watch, reorder_check
 from maintainpro.supply.requisitions import part_demand_handler
+from maintainpro.supply.tracking import SHIPMENT_TOPICS, shipment_check
 from maintainpro.web.pages import install_web
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ def create_app(settings: Settings) -> FastAPI:
             # Contract warnings reach e-mail and webhook subscribers, not the live stream that
             # every signed-in user may read.
             **notification_handlers(factory, topics=CONTRACT_TOPICS),
+            # Late, exception and delivered shipments: to subscribers, not the live stream.
+            **notification_handlers(factory, topics=SHIPMENT_TOPICS),
             # Work-order part shortages become requisitions (idempotent per order and part).
             "part.demand": [part_demand_handler(factory)],
             # Sent and changed purchase orders go out through the supplier's channel.
@@ -104,6 +108,13 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: reorder_check(factory, settings),
         )
         supervisor.every("contract-watch", 86400.0, lambda: contract_watch(factory, settings))
+        supervisor.every(
+            "shipment-check", settings.shipment_check_interval_s, lambda: shipment_check(factory)
+        )
+        if settings.erp_connections:
+            supervisor.every(
+                "erp-sync", settings.erp_sync_interval_s, lambda: sync_all(factory, settings)
+            )
         supervisor.every(
             "notifications", 2.0, lambda: send_due_deliveries(factory, settings, box=box)
         )

@@ -178,7 +178,7 @@ def test_a_supplier_without_an_email_contact_fails_and_is_retried(
     assert inbox.messages == []
 
 
-@pytest.mark.parametrize("channel", [ConnectionType.EDI, ConnectionType.API, ConnectionType.PORTAL])
+@pytest.mark.parametrize("channel", [ConnectionType.API, ConnectionType.PORTAL])
 def test_other_channels_wait_for_their_connector(
     world: World,
     session_factory: sessionmaker[Session],

@@ -10,6 +10,7 @@ from maintainpro.api.routes import (
     auth,
     devices,
     edge,
+    edi,
     inventory,
     notifications,
     readings,
@@ -18,6 +19,7 @@ from maintainpro.api.routes import (
     supply_analytics,
     supply_catalog,
     supply_orders,
+    tracking,
     users,
     work_orders,
 )
@@ -33,9 +35,11 @@ def api_router() -> APIRouter:
     router.include_router(alert_routes.router)
     # Catalogue first: GET /contracts/compliance must match before /contracts/{contract_id}.
     router.include_router(supply_catalog.router)
+    router.include_router(tracking.router)  # /shipments/late before /shipments/{id}
     router.include_router(supply.router)
     router.include_router(supply_orders.router)
     router.include_router(supply_analytics.router)
     router.include_router(security_routes.router)
     router.include_router(edge.router)
+    router.include_router(edi.router)
     return router

@@ -12,6 +12,8 @@ from maintainpro.config import Settings
 from maintainpro.core.audit import SYSTEM, set_actor
 from maintainpro.core.delivery import Mailer
 from maintainpro.core.events import Handler
+from maintainpro.supply.edi.outbound import edi_order_sender
+from maintainpro.supply.erp_config import with_erp_routing
 from maintainpro.supply.order_changes import CHANGED_TOPIC
 from maintainpro.supply.order_pdf import PDF_MIME, order_document, render_order_pdf
 from maintainpro.supply.purchasing import PoStatus, PurchaseOrder, PurchaseOrderHistory
@@ -90,11 +92,16 @@ def awaiting_connector(channel: ConnectionType) -> OrderSender:
 
 
 def default_senders(settings: Settings) -> dict[ConnectionType, OrderSender]:
-    """E-mail works now; EDI, API and portal orders wait for their connectors."""
-    senders: dict[ConnectionType, OrderSender] = {ConnectionType.EMAIL: email_sender(settings)}
-    for channel in (ConnectionType.EDI, ConnectionType.API, ConnectionType.PORTAL):
+    """E-mail and EDI (an 850/860 queued for the partner's transport) work; API and portal
+    orders wait for their connectors."""
+    senders: dict[ConnectionType, OrderSender] = {
+        ConnectionType.EMAIL: email_sender(settings),
+        ConnectionType.EDI: edi_order_sender(),
+    }
+    for channel in (ConnectionType.API, ConnectionType.PORTAL):
         senders[channel] = awaiting_connector(channel)
-    return senders
+    # Suppliers an ERP connection serves get their orders through that ERP (supply/erp_config).
+    return with_erp_routing(senders, settings)
 
 
 def _dispatched(order: PurchaseOrder, topic: str) -> bool:
