@@ -20,9 +20,16 @@ from maintainpro.analytics.jobs import ALL_JOBS, Job, JobResult, Window
 from maintainpro.analytics.jobs.work_orders import WorkOrdersJob
 from maintainpro.analytics.lineage import Lineage
 from maintainpro.analytics.runs import BuildOptions, build
-from maintainpro.analytics.warehouse import DuckDbWarehouse, RunRecord, WarehouseTarget
+from maintainpro.analytics.warehouse import (
+    DuckDbWarehouse,
+    RunRecord,
+    WarehouseTarget,
+    connect,
+    first_row,
+)
 from maintainpro.core.maintenance import open_work_order
 from maintainpro.core.work_orders import WorkOrderType
+from maintainpro.supply.purchasing import PurchaseOrder
 
 NO_OVERLAP = tuple(dataclasses.replace(job, overlap=dt.timedelta(0)) for job in ALL_JOBS)
 
@@ -284,3 +291,43 @@ def test_a_failed_job_is_recorded_keeps_its_watermark_and_emits_fail(
     recovered = run(engine, warehouse, lineage, jobs=NO_OVERLAP)
     assert recovered["fact_work_order"].rows_in == 1
     assert rows(warehouse, "SELECT count(*) FROM fact_work_order") == [(7,)]
+
+
+def test_an_order_changed_after_the_last_run_is_loaded_again(
+    engine: Engine,
+    seeded: dict[str, int],
+    warehouse: DuckDbWarehouse,
+    lineage: Lineage,
+    db: Session,
+) -> None:
+    # Regression: the purchasing job read a watermark with fetchone(), which leaves a DuckDB
+    # result open, and registering the changed rows then failed with ResourceInUse.
+    run(engine, warehouse, lineage, jobs=NO_OVERLAP)
+    order = db.get(PurchaseOrder, seeded["po"])
+    assert order is not None
+    order.note = "expedite"
+    db.commit()
+    second = run(engine, warehouse, lineage, jobs=NO_OVERLAP)
+    purchasing = second["fact_purchasing"]
+    assert (purchasing.status, purchasing.error) == ("completed", None)
+    assert purchasing.rows_in >= 1
+    table = schema.FACT_PO_LINE.name
+    assert rows(warehouse, f"SELECT count(*) FROM {table}") == [(1,)]  # noqa: S608 - schema name
+
+
+def test_two_readers_open_the_same_warehouse_file(
+    engine: Engine, seeded: dict[str, int], warehouse_path: Path, lineage: Lineage
+) -> None:
+    with DuckDbWarehouse(warehouse_path) as target:
+        run(engine, target, lineage)
+    first = connect(warehouse_path, read_only=True)
+    second = connect(warehouse_path, read_only=True)
+    try:
+        # The second connection shares the first one's locked configuration instead of failing.
+        assert first_row(second.execute("SELECT current_setting('TimeZone')")) == ("UTC",)
+        assert first_row(first.execute("SELECT count(*) FROM dim_asset")) == first_row(
+            second.execute("SELECT count(*) FROM dim_asset")
+        )
+    finally:
+        first.close()
+        second.close()

@@ -39,6 +39,16 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be opened or written as asked."""
 
 
+def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a result, read to the end.
+
+    DuckDB refuses register() while a result is only partly fetched (fetchone leaves it open), so
+    every result is drained.
+    """
+    rows = result.fetchall()
+    return rows[0] if rows else None
+
+
 def warehouse_file(settings: Settings) -> Path:
     """Where the warehouse lives: the setting, else beside the SQLite database, else data/."""
     if settings.warehouse_path is not None:
@@ -68,8 +78,13 @@ def connect(
     except duckdb.IOException as exc:
         # One process may write a DuckDB file at a time; a reader waits for the writer to go.
         raise WarehouseError(f"the warehouse at {path} is in use: {exc}") from exc
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.execute("SET lock_configuration = true")
+    # Connections to one file in one process share a database instance, configuration lock
+    # included: the first connection sets the time zone for all of them (GLOBAL, because a plain
+    # SET is per connection) and locks it; later ones find it set and locked.
+    locked = first_row(connection.execute("SELECT current_setting('lock_configuration')"))
+    if not (locked and locked[0]):
+        connection.execute("SET GLOBAL TimeZone = 'UTC'")
+        connection.execute("SET lock_configuration = true")
     return connection
 
 
@@ -266,19 +281,19 @@ class DuckDbWarehouse:
         """The largest value of a column, None when the table is empty."""
         if column not in table.column_names:
             raise WarehouseError(f"{table.name} has no column {column}")
-        row = self.connection.execute(f"SELECT max({column}) FROM {table.name}").fetchone()  # noqa: S608 - checked name
+        row = first_row(self.connection.execute(f"SELECT max({column}) FROM {table.name}"))  # noqa: S608 - checked name
         return row[0] if row else None
 
     def count(self, table: WarehouseTable) -> int:
         """Rows in a table."""
-        row = self.connection.execute(f"SELECT count(*) FROM {table.name}").fetchone()  # noqa: S608 - schema name
+        row = first_row(self.connection.execute(f"SELECT count(*) FROM {table.name}"))  # noqa: S608 - schema name
         return int(row[0]) if row else 0
 
     def get_watermark(self, job: str) -> dt.datetime | None:
         """The job's watermark (aware UTC), or None before its first successful run."""
-        row = self.connection.execute(
-            "SELECT value FROM etl_watermarks WHERE job = ?", [job]
-        ).fetchone()
+        row = first_row(
+            self.connection.execute("SELECT value FROM etl_watermarks WHERE job = ?", [job])
+        )
         return aware_utc(row[0]) if row else None
 
     def set_watermark(self, job: str, value: dt.datetime, run_id: str) -> None:
