@@ -13,7 +13,7 @@ from maintainpro.api.problems import Problem
 from maintainpro.config import Settings
 from maintainpro.core.audit import Actor, set_actor
 from maintainpro.core.db import utcnow
-from maintainpro.core.users import Permission, User, authenticate_token
+from maintainpro.core.users import Permission, Role, User, authenticate_token
 
 _bearer = HTTPBearer(auto_error=False, description="A personal API token (mpt_...)")
 
@@ -59,6 +59,9 @@ def get_current_user(
     user = authenticate_token(db, credentials.credentials, utcnow())
     if user is None:
         raise _unauthorized("the token is unknown, expired or revoked")
+    if user.role is Role.SUPPLIER:
+        # Supplier accounts work only in the supplier portal, which scopes every query.
+        raise Problem(403, "supplier accounts use the supplier portal, not the API")
     db.commit()  # keeps last_used_at; nothing else is pending yet
     set_actor(db, Actor(user_id=user.id, name=user.username))
     return user

@@ -13,6 +13,7 @@ from maintainpro.api.routes import (
     edi,
     inventory,
     notifications,
+    portal_users,
     readings,
     schedules,
     supply,
@@ -42,4 +43,5 @@ def api_router() -> APIRouter:
     router.include_router(security_routes.router)
     router.include_router(edge.router)
     router.include_router(edi.router)
+    router.include_router(portal_users.router)
     return router

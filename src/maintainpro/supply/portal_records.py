@@ -38,5 +38,6 @@ class OrderMessage(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     attachment_name: Mapped[str | None] = mapped_column(String(255))
     attachment_type: Mapped[str | None] = mapped_column(String(100))
-    attachment: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The file itself stays out of the audit log (which would store it as text).
+    attachment: Mapped[bytes | None] = mapped_column(LargeBinary, info={"audit": "redact"})
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from maintainpro.api.deps import SessionDep
 from maintainpro.core.audit import Actor, set_actor
-from maintainpro.core.users import Permission, User
+from maintainpro.core.users import Permission, Role, User
 
 CSRF_FIELD = "csrf_token"
 
@@ -60,6 +60,11 @@ def _page_user(request: Request, db: Session) -> User:
         request.session.pop("uid", None)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(quote(target, safe="/"))
+    if user.role is Role.SUPPLIER:
+        # Supplier accounts see their own company's data in the portal, never the staff pages.
+        raise HTTPException(
+            403, "your role (supplier) cannot open this page; suppliers use the portal at /portal"
+        )
     set_actor(db, Actor(user_id=user.id, name=user.username))
     return user
 
