@@ -196,6 +196,25 @@ def test_partner_conflicts(client: TestClient, acme: dict[str, int], buyer: dict
     _problem(client.post(f"{API}/partners", headers=buyer, json={**body, "supplier_id": 999}), 422)
 
 
+def test_partner_ids_are_unique_with_given_or_default_qualifiers(
+    client: TestClient, session_factory: sessionmaker[Session], buyer: dict[str, str]
+) -> None:
+    # Regression: the check used to flush the new partner first and then clash with itself.
+    with session_factory() as db, db.begin():
+        world = World(db, plant(db))
+        first, second, third = (edi_supplier(world, code).id for code in ("ONE", "TWO", "SIX"))
+    ids = {"isa_id": "SAMEID", "gs_id": "SAMEGS", "our_isa_id": "US", "our_gs_id": "US"}
+    explicit = {**ids, "isa_qualifier": "01", "our_isa_qualifier": "01"}
+    _ok(client.post(f"{API}/partners", headers=buyer, json={"supplier_id": first, **explicit}), 201)
+    _problem(
+        client.post(f"{API}/partners", headers=buyer, json={"supplier_id": second, **explicit}),
+        409,
+    )
+    # Left out, the qualifiers default to ZZ: a different pair of ids, then the same one again.
+    _ok(client.post(f"{API}/partners", headers=buyer, json={"supplier_id": second, **ids}), 201)
+    _problem(client.post(f"{API}/partners", headers=buyer, json={"supplier_id": third, **ids}), 409)
+
+
 def test_upload_apply_archive_and_error_queue(
     client: TestClient,
     session_factory: sessionmaker[Session],

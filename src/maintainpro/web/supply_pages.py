@@ -1,5 +1,6 @@
-"""Supply-chain pages: the dashboard, purchase orders (list, detail, approve and send) and a
-supplier's master data with its catalogue and contracts."""
+"""Supply-chain pages: the dashboard (with supplier connectivity), purchase orders (list,
+detail, approve and send), a supplier's master data with its catalogue and contracts, and the
+EDI archive with its error queue."""
 
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maintainpro.api.deps import SessionDep
+from maintainpro.api.routes.edi import apply_options
 from maintainpro.api.routes.supply import approval_policy
 from maintainpro.core.db import utcnow
 from maintainpro.core.inventory import Part, Reservation, ReservationStatus, StockLevel
 from maintainpro.core.users import Permission, User
 from maintainpro.supply.catalogs import CatalogItem, PriceChange
 from maintainpro.supply.contracts import Contract, ContractError
+from maintainpro.supply.edi.archive import (
+    Direction,
+    DocumentStatus,
+    EdiDocument,
+    InterchangeStatus,
+)
+from maintainpro.supply.edi.reprocess import ReprocessError, reprocess_document
 from maintainpro.supply.money import Money, MoneyError
 from maintainpro.supply.purchasing import (
     OPEN_PO_STATUSES,
@@ -34,14 +43,22 @@ from maintainpro.supply.suppliers import Supplier, SupplierStatus
 from maintainpro.web.pages import render, templates
 from maintainpro.web.session_auth import CsrfChecked, PageUser, page_permission
 from maintainpro.web.supply_views import (
+    EDI_TONES,
     SUPPLIER_TONES,
+    PollerView,
     catalog_freshness,
+    catalog_sync,
+    connection_rows,
     delivery_performance,
+    erp_connectors_by_supplier,
+    error_queue,
+    interchange_rows,
     last_price_updates,
     line_states,
     open_value,
     order_status_counts,
     orders_figure,
+    shipments_in_transit,
     supplier_rows,
     supplier_status_counts,
 )
@@ -94,11 +111,15 @@ def _take_flash(request: Request) -> dict[str, str] | None:
 
 @router.get("/supply", dependencies=[CanRead])
 def supply_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResponse:
-    """The supply-chain dashboard: suppliers, orders by state, delivery, catalogue freshness."""
-    today = utcnow().date()
+    """The supply-chain dashboard: suppliers and their connections, orders by state, shipments on
+    their way, delivery, catalogue freshness and synchronisation."""
+    now = utcnow()
+    today = now.date()
     counts = order_status_counts(db)
     by_status = supplier_status_counts(db)
     stock = Permission.INVENTORY_READ in user.permissions
+    erp = erp_connectors_by_supplier(request.app.state.settings.erp_connections)
+    pollers, problems, polling = _sftp_status(request)
     return render(
         request,
         "supply.html",
@@ -114,9 +135,33 @@ def supply_page(request: Request, db: SessionDep, user: PageUser) -> HTMLRespons
         figure=orders_figure(counts),
         delivery=delivery_performance(db, today),
         freshness=catalog_freshness(db, today),
+        connections=connection_rows(
+            db, erp_by_supplier=erp, pollers=pollers, poller_problems=problems
+        ),
+        polling=polling,
+        edi_tones=EDI_TONES,
+        in_transit=shipments_in_transit(db, now),
+        catalog_sync=catalog_sync(db, now, erp_by_supplier=erp),
         low=_low_stock(db) if stock else None,
         held=_held_parts(db) if stock else None,
     )
+
+
+def _sftp_status(request: Request) -> tuple[dict[int, PollerView], dict[int, str], bool]:
+    """The SFTP pollers' state per partner id, their setup problems, and whether they run."""
+    connectivity = getattr(request.app.state, "supplier_connectivity", None)
+    if connectivity is None:
+        return {}, {}, False
+    views = {
+        partner_id: PollerView(
+            poller.status.connected,
+            poller.status.last_poll_at,
+            poller.status.last_success_at,
+            poller.status.last_error,
+        )
+        for partner_id, poller in dict(connectivity.sftp.pollers).items()
+    }
+    return views, dict(connectivity.sftp.problems), bool(connectivity.jobs_running)
 
 
 def _low_stock(db: Session) -> list[StockLevel]:
@@ -285,3 +330,64 @@ def supplier_page(
         last_day=delivery.last_day,
         today=today,
     )
+
+
+EDI_DIRECTIONS: Final = ("all", *(d.value for d in Direction))
+EDI_STATUSES: Final = ("all", *(s.value for s in InterchangeStatus))
+
+
+@router.get("/supply/edi", dependencies=[CanRead])
+def edi_page(
+    request: Request,
+    db: SessionDep,
+    user: PageUser,
+    direction: str = "all",
+    status: str = "all",
+) -> HTMLResponse:
+    """The EDI archive (newest interchanges, filtered) and the error queue with reprocessing."""
+    direction = direction if direction in EDI_DIRECTIONS else "all"
+    status = status if status in EDI_STATUSES else "all"
+    return render(
+        request,
+        "supply_edi.html",
+        user,
+        interchanges=interchange_rows(
+            db,
+            direction=Direction(direction) if direction != "all" else None,
+            status=InterchangeStatus(status) if status != "all" else None,
+        ),
+        queue=error_queue(db),
+        edi_tones=EDI_TONES,
+        directions=EDI_DIRECTIONS,
+        statuses=EDI_STATUSES,
+        direction=direction,
+        status=status,
+        can_reprocess=Permission.SUPPLY_WRITE in user.permissions,
+        flash=_take_flash(request),
+    )
+
+
+@router.post("/supply/edi/documents/{document_id}/reprocess", dependencies=[CsrfChecked, CanWrite])
+def reprocess_page_document(
+    request: Request, db: SessionDep, user: PageUser, document_id: int
+) -> RedirectResponse:
+    """Apply a failed document again from its archived raw, after its cause was fixed."""
+    document = db.get(EdiDocument, document_id)
+    if document is None:
+        raise HTTPException(404, f"EDI document {document_id} does not exist")
+    label = f"{document.set_id} document {document.id}"
+    try:
+        reprocess_document(db, document, options=apply_options(request.app.state.settings))
+    except ReprocessError as exc:
+        db.rollback()
+        _flash(request, f"{label} was not reprocessed: {exc}.", "error")
+    else:
+        db.commit()
+        if document.status is DocumentStatus.APPLIED:
+            _flash(request, f"Reprocessed {label}: applied.")
+        else:
+            reason = document.errors[0].get("message", "") if document.errors else ""
+            _flash(
+                request, f"Reprocessed {label}: still {document.status.value}. {reason}", "error"
+            )
+    return RedirectResponse("/supply/edi", status_code=303)

@@ -1,5 +1,6 @@
 """What the supply-chain pages show, read from the database: supplier status, orders by state,
-delivery performance, catalogue freshness, and the state of one order's lines."""
+delivery performance, catalogue freshness, the state of one order's lines, and supplier
+connectivity (connections, shipments on their way, catalogue synchronisation, the EDI archive)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,32 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from maintainpro.supply.catalogs import CatalogItem, PriceChange
+from maintainpro.supply.edi.archive import (
+    AckState,
+    Direction,
+    DocumentStatus,
+    EdiDocument,
+    EdiInterchange,
+    InterchangeStatus,
+)
+from maintainpro.supply.edi.partners import TradingPartner
+from maintainpro.supply.erp_records import ErpSyncState
 from maintainpro.supply.performance import Metric, MetricKey, Period, Scorecard, scorecards
 from maintainpro.supply.purchasing import (
     OPEN_PO_STATUSES,
+    RECEIVING_STATUSES,
     PoStatus,
     PurchaseOrder,
     PurchaseOrderLine,
 )
 from maintainpro.supply.receiving import GoodsReceipt
+from maintainpro.supply.shipments import Shipment, ShipmentStatus
 from maintainpro.supply.suppliers import Supplier, SupplierStatus
+from maintainpro.supply.tracking import is_late
 from maintainpro.web.charts import PALETTE
 
 PERFORMANCE_WINDOW: Final = dt.timedelta(days=90)
@@ -253,3 +267,318 @@ def line_states(db: Session, order: PurchaseOrder, today: dt.date) -> list[LineS
             )
         states.append(LineState(line, own, due, late))
     return states
+
+
+# --- supplier connectivity (issue 8) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollerView:
+    """An SFTP poller as the dashboard shows it."""
+
+    connected: bool | None
+    last_poll_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    """One supplier's connection: channel, EDI partner, last exchanges, queues, ERP, SFTP."""
+
+    supplier: Supplier
+    partner: TradingPartner | None
+    last_inbound: EdiInterchange | None
+    last_outbound: EdiInterchange | None
+    overdue_acks: int
+    error_queue: int
+    erp_connector: str | None
+    erp_state: ErpSyncState | None
+    sftp: PollerView | None
+    sftp_problem: str | None
+
+
+def _latest_interchanges(db: Session) -> dict[tuple[int, Direction], EdiInterchange]:
+    latest = (
+        select(func.max(EdiInterchange.id))
+        .where(EdiInterchange.partner_id.is_not(None))
+        .group_by(EdiInterchange.partner_id, EdiInterchange.direction)
+    )
+    rows = db.scalars(select(EdiInterchange).where(EdiInterchange.id.in_(latest)))
+    return {(row.partner_id or 0, row.direction): row for row in rows}
+
+
+def _per_partner(db: Session, stmt: Any) -> dict[int, int]:
+    return {int(partner_id): int(n) for partner_id, n in db.execute(stmt) if partner_id is not None}
+
+
+def erp_connectors_by_supplier(connections: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Supplier code -> the configured ERP connection serving it (names only, no secrets)."""
+    served: dict[str, str] = {}
+    for connection in connections:
+        for code in connection.get("suppliers") or ():
+            served[str(code)] = str(connection.get("name", ""))
+    return served
+
+
+def connection_rows(
+    db: Session,
+    *,
+    erp_by_supplier: Mapping[str, str],
+    pollers: Mapping[int, PollerView],
+    poller_problems: Mapping[int, str],
+) -> list[ConnectionRow]:
+    """Every supplier with its connection status, from a handful of grouped queries."""
+    partners = {p.supplier_id: p for p in db.scalars(select(TradingPartner))}
+    latest = _latest_interchanges(db)
+    overdue = _per_partner(
+        db,
+        select(EdiInterchange.partner_id, func.count())
+        .where(EdiInterchange.ack_state == AckState.OVERDUE)
+        .group_by(EdiInterchange.partner_id),
+    )
+    failed = _per_partner(
+        db,
+        select(EdiInterchange.partner_id, func.count())
+        .join(EdiDocument, EdiDocument.interchange_id == EdiInterchange.id)
+        .where(EdiDocument.status == DocumentStatus.FAILED)
+        .group_by(EdiInterchange.partner_id),
+    )
+    states = {s.connector: s for s in db.scalars(select(ErpSyncState))}
+    rows = []
+    for supplier in db.scalars(select(Supplier).order_by(Supplier.code)):
+        partner = partners.get(supplier.id)
+        pid = partner.id if partner is not None else -1
+        connector = erp_by_supplier.get(supplier.code)
+        rows.append(
+            ConnectionRow(
+                supplier=supplier,
+                partner=partner,
+                last_inbound=latest.get((pid, Direction.INBOUND)),
+                last_outbound=latest.get((pid, Direction.OUTBOUND)),
+                overdue_acks=overdue.get(pid, 0),
+                error_queue=failed.get(pid, 0),
+                erp_connector=connector,
+                erp_state=states.get(connector) if connector else None,
+                sftp=pollers.get(pid),
+                sftp_problem=poller_problems.get(pid),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class TrackedShipment:
+    """A shipment on its way to us, with its order and whether it is late."""
+
+    shipment: Shipment
+    order_number: str
+    supplier_code: str
+    late: bool
+
+
+def shipments_in_transit(
+    db: Session, now: dt.datetime, *, limit: int = 50
+) -> list[TrackedShipment]:
+    """Undelivered shipments of orders still receiving, soonest expected first."""
+    rows = db.execute(
+        select(Shipment, Supplier.code)
+        .join(PurchaseOrder, PurchaseOrder.id == Shipment.purchase_order_id)
+        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+        .options(selectinload(Shipment.order))
+        .where(
+            Shipment.status != ShipmentStatus.DELIVERED,
+            PurchaseOrder.status.in_(RECEIVING_STATUSES),
+        )
+        .order_by(Shipment.expected_delivery.is_(None), Shipment.expected_delivery, Shipment.id)
+        .limit(limit)
+    ).all()
+    return [
+        TrackedShipment(shipment, shipment.order.number, code, is_late(shipment, now))
+        for shipment, code in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CatalogSync:
+    """How one supplier's catalogue reaches us: the last 832, the ERP's item sync, changes."""
+
+    supplier: Supplier
+    last_832: EdiDocument | None
+    items_in_832: int | None
+    erp_connector: str | None
+    erp_synced_at: dt.datetime | None
+    erp_items: int | None
+    last_change: dt.datetime | None
+    changed_recently: int
+
+
+CATALOG_CHANGE_WINDOW: Final = dt.timedelta(days=30)
+
+
+def catalog_sync(
+    db: Session, now: dt.datetime, *, erp_by_supplier: Mapping[str, str]
+) -> list[CatalogSync]:
+    """Per supplier: the last inbound 832, the ERP item sync, catalogue items changed lately."""
+    latest_832 = (
+        select(func.max(EdiDocument.id))
+        .join(EdiInterchange, EdiInterchange.id == EdiDocument.interchange_id)
+        .where(EdiDocument.set_id == "832", EdiInterchange.direction == Direction.INBOUND)
+        .group_by(EdiInterchange.partner_id)
+    )
+    documents = {
+        d.interchange.partner_id: d
+        for d in db.scalars(select(EdiDocument).where(EdiDocument.id.in_(latest_832)))
+    }
+    partner_of = {p.supplier_id: p.id for p in db.scalars(select(TradingPartner))}
+    since = now - CATALOG_CHANGE_WINDOW
+    changes = {
+        supplier_id: (last, int(recent or 0))
+        for supplier_id, last, recent in db.execute(
+            select(
+                CatalogItem.supplier_id,
+                func.max(CatalogItem.updated_at),
+                func.sum(case((CatalogItem.updated_at >= since, 1), else_=0)),
+            ).group_by(CatalogItem.supplier_id)
+        )
+    }
+    states = {s.connector: s for s in db.scalars(select(ErpSyncState))}
+    rows = []
+    for supplier in db.scalars(select(Supplier).order_by(Supplier.code)):
+        document = documents.get(partner_of.get(supplier.id, -1))
+        parsed = document.parsed if document is not None else None
+        items = parsed.get("items") if isinstance(parsed, dict) else None
+        connector = erp_by_supplier.get(supplier.code)
+        state = states.get(connector) if connector else None
+        erp_counts = (state.detail or {}).get("counts", {}) if state is not None else {}
+        last, recent = changes.get(supplier.id, (None, 0))
+        rows.append(
+            CatalogSync(
+                supplier=supplier,
+                last_832=document,
+                items_in_832=len(items) if isinstance(items, list) else None,
+                erp_connector=connector,
+                erp_synced_at=state.last_success_at if state is not None else None,
+                erp_items=int(erp_counts.get("item.applied", 0)) if state is not None else None,
+                last_change=last,
+                changed_recently=recent,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class InterchangeRow:
+    """An archived interchange for the EDI page."""
+
+    interchange: EdiInterchange
+    partner_code: str | None
+    sets: list[str]
+    reason: str | None
+
+
+def interchange_rows(
+    db: Session,
+    *,
+    direction: Direction | None = None,
+    status: InterchangeStatus | None = None,
+    limit: int = 100,
+) -> list[InterchangeRow]:
+    """The newest interchanges, optionally of one direction and status, with the first reason."""
+    stmt = (
+        select(EdiInterchange)
+        .options(selectinload(EdiInterchange.documents))
+        .order_by(EdiInterchange.id.desc())
+        .limit(limit)
+    )
+    if direction is not None:
+        stmt = stmt.where(EdiInterchange.direction == direction)
+    if status is not None:
+        stmt = stmt.where(EdiInterchange.status == status)
+    rows = db.scalars(stmt).all()
+    codes = _supplier_codes(db, {r.partner_id for r in rows if r.partner_id is not None})
+    return [
+        InterchangeRow(
+            row,
+            codes.get(row.partner_id) if row.partner_id is not None else None,
+            [d.set_id for d in row.documents],
+            _first_reason(row.errors),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class QueuedDocument:
+    """A document in the error queue: what failed, for which partner, why."""
+
+    document: EdiDocument
+    partner_code: str | None
+    reason: str | None
+
+
+def error_queue(db: Session, *, limit: int = 200) -> list[QueuedDocument]:
+    """Inbound documents that failed to apply, oldest first (the order to work them off)."""
+    documents = db.scalars(
+        select(EdiDocument)
+        .join(EdiInterchange, EdiInterchange.id == EdiDocument.interchange_id)
+        .where(
+            EdiDocument.status == DocumentStatus.FAILED,
+            EdiInterchange.direction == Direction.INBOUND,
+        )
+        .order_by(EdiDocument.id)
+        .limit(limit)
+    ).all()
+    partner_ids = {d.interchange.partner_id for d in documents}
+    codes = _supplier_codes(db, {p for p in partner_ids if p is not None})
+    return [
+        QueuedDocument(
+            d,
+            codes.get(d.interchange.partner_id) if d.interchange.partner_id else None,
+            _first_reason(d.errors),
+        )
+        for d in documents
+    ]
+
+
+def _supplier_codes(db: Session, partner_ids: set[int]) -> dict[int, str]:
+    if not partner_ids:
+        return {}
+    return {
+        partner_id: code
+        for partner_id, code in db.execute(
+            select(TradingPartner.id, Supplier.code)
+            .join(Supplier, Supplier.id == TradingPartner.supplier_id)
+            .where(TradingPartner.id.in_(partner_ids))
+        )
+    }
+
+
+def _first_reason(errors: Sequence[Mapping[str, Any]] | None) -> str | None:
+    # The archive's messages are our own wording with the partner's values quoted; the page
+    # escapes them like any other text.
+    for entry in errors or ():
+        if entry.get("code") != "warning":
+            return f"{entry.get('code')}: {entry.get('message', '')}"[:300]
+    return None
+
+
+# Badge tones (the existing green, amber, red, neutral badges) for EDI states.
+EDI_TONES: Final = {
+    InterchangeStatus.APPLIED.value: "operational",
+    InterchangeStatus.SENT.value: "operational",
+    InterchangeStatus.RECEIVED.value: "inactive",
+    InterchangeStatus.QUEUED.value: "on_hold",
+    InterchangeStatus.PARTIALLY_APPLIED.value: "on_hold",
+    InterchangeStatus.DUPLICATE.value: "on_hold",
+    InterchangeStatus.FAILED.value: "down",
+    InterchangeStatus.REJECTED.value: "down",
+    AckState.ACCEPTED.value: "operational",
+    AckState.ACCEPTED_WITH_ERRORS.value: "on_hold",
+    AckState.PENDING.value: "inactive",
+    AckState.NOT_REQUESTED.value: "inactive",
+    AckState.REJECTED.value: "down",
+    AckState.OVERDUE.value: "down",
+    DocumentStatus.PENDING.value: "inactive",
+    DocumentStatus.IGNORED.value: "inactive",
+}

@@ -226,7 +226,19 @@ def _apply_fields(request: Request, partner: TradingPartner, body: PartnerFields
 
 
 def _check_unique_ids(db: SessionDep, partner: TradingPartner) -> None:
-    clash = db.scalar(
+    # No autoflush: flushing the partner being checked would make it clash with itself.
+    with db.no_autoflush:
+        clash = _clashing_partner(db, partner)
+    if clash is not None:
+        raise Problem(
+            409,
+            f"trading partner {clash} already uses these sender and receiver ISA ids",
+            title="Conflict",
+        )
+
+
+def _clashing_partner(db: SessionDep, partner: TradingPartner) -> int | None:
+    return db.scalar(
         select(TradingPartner.id).where(
             TradingPartner.id != (partner.id or -1),
             TradingPartner.isa_qualifier == partner.isa_qualifier,
@@ -235,12 +247,6 @@ def _check_unique_ids(db: SessionDep, partner: TradingPartner) -> None:
             TradingPartner.our_isa_id == partner.our_isa_id,
         )
     )
-    if clash is not None:
-        raise Problem(
-            409,
-            f"trading partner {clash} already uses these sender and receiver ISA ids",
-            title="Conflict",
-        )
 
 
 @router.get("/partners", dependencies=[Reader])
@@ -265,10 +271,18 @@ def create_partner(request: Request, db: SessionDep, body: PartnerIn) -> Partner
     require_exists(db, Supplier, body.supplier_id, "supplier_id")
     if db.scalar(select(TradingPartner.id).where(TradingPartner.supplier_id == body.supplier_id)):
         raise Problem(409, "the supplier already has a trading partner", title="Conflict")
-    partner = TradingPartner(supplier_id=body.supplier_id, documents=[], settings={})
+    # The qualifier defaults are set here, not left to the column defaults at flush, so that the
+    # uniqueness check below compares the values the row will have.
+    partner = TradingPartner(
+        supplier_id=body.supplier_id,
+        documents=[],
+        settings={},
+        isa_qualifier="ZZ",
+        our_isa_qualifier="ZZ",
+    )
     _apply_fields(request, partner, body)
-    db.add(partner)
     _check_unique_ids(db, partner)
+    db.add(partner)
     db.commit()
     return partner_out(partner)
 
