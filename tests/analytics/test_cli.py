@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analytics.analytics_world import seed
+from maintainpro.analytics.semantic.refresh_lineage import JOB_PREFIX
 from maintainpro.cli.main import app
 from maintainpro.core.db import build_engine, build_session_factory
 from maintainpro.migrate import upgrade
@@ -39,7 +40,14 @@ def test_build_then_runs_then_kpis(hub: Path) -> None:
     assert "14 job(s) completed" in built.output
     assert (hub / "warehouse.duckdb").exists()
     events = [json.loads(line) for line in (hub / "lineage.jsonl").read_text().splitlines()]
-    assert len(events) == 28
+    etl = [e for e in events if e["job"]["name"].startswith("warehouse.")]
+    assert len(etl) == 28  # START and COMPLETE for each of the 14 jobs
+    # The build then refreshes the cube pre-aggregations, each with its own START/COMPLETE.
+    cubes = [e for e in events if e["job"]["name"].startswith(JOB_PREFIX)]
+    assert cubes
+    assert {e["eventType"] for e in cubes} == {"START", "COMPLETE"}
+    assert len(etl) + len(cubes) == len(events)
+    assert "cube pre-aggregations" in built.output
 
     again = runner.invoke(app, ["warehouse", "build", "--full", "--job", "dim_asset"])
     assert again.exit_code == 0, again.output

@@ -11,10 +11,8 @@ from rich.table import Table
 
 from maintainpro.analytics.jobs import ALL_JOBS
 from maintainpro.analytics.kpis import asset_kpis
-from maintainpro.analytics.lineage import lineage_for
-from maintainpro.analytics.runs import BuildOptions, build
+from maintainpro.analytics.refresh import refresh_warehouse
 from maintainpro.analytics.warehouse import (
-    DuckDbWarehouse,
     RunRecord,
     WarehouseError,
     open_read_only,
@@ -52,11 +50,6 @@ def build_command(
         jobs = tuple(j for j in ALL_JOBS if j.name in job)
     path = warehouse_file(settings)
     engine = build_engine(settings.database_url)
-    try:
-        target = DuckDbWarehouse(path)
-    except WarehouseError as exc:
-        raise fail(str(exc)) from exc
-    records: list[RunRecord] = []
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -67,6 +60,7 @@ def build_command(
     try:
         with Progress(*columns, console=out) as progress:
             tasks = {j.name: progress.add_task(j.name, total=1, status="waiting") for j in jobs}
+            cubes = progress.add_task("cube pre-aggregations", total=1, status="waiting")
 
             def report(name: str, state: str, record: RunRecord) -> None:
                 if state == "start":
@@ -79,16 +73,19 @@ def build_command(
                 )
                 progress.update(tasks[name], completed=1, status=detail)
 
-            records = build(
-                engine,
-                target,
-                lineage_for(settings, path),
-                BuildOptions(base_currency=settings.base_currency, full=full, jobs=jobs),
-                progress=report,
+            outcome = refresh_warehouse(engine, settings, full=full, jobs=jobs, progress=report)
+            broken = outcome.failed_cubes
+            progress.update(
+                cubes,
+                completed=1,
+                status=f"{len(outcome.cubes) - len(broken)} refreshed"
+                + (f", [red]{len(broken)} failed[/]" if broken else ""),
             )
+    except WarehouseError as exc:
+        raise fail(str(exc)) from exc
     finally:
-        target.close()
         engine.dispose()
+    records = outcome.records
     failed = [r for r in records if r.status != "completed"]
     out.print(f"warehouse {path}: {len(records) - len(failed)} job(s) completed")
     if failed:
