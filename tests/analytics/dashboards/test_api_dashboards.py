@@ -1,0 +1,315 @@
+"""/api/v1/questions and /api/v1/dashboards on the two-site warehouse built by the real ETL."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from analytics.semantic.cube_world import Built
+from conftest import PASSWORD, MakeUser
+from maintainpro.analytics.dashboards.records import Dashboard, SavedQuestion
+from maintainpro.analytics.warehouse import connect
+from maintainpro.core.users import Role
+from support import bearer
+
+BY_SITE = {
+    "measures": ["WorkOrders.count"],
+    "dimensions": ["Assets.site"],
+    "order": {"Assets.site": "asc"},
+}
+MONTHLY = {
+    "measures": ["WorkOrders.count"],
+    "timeDimensions": [
+        {
+            "dimension": "WorkOrders.createdAt",
+            "granularity": "month",
+            "dateRange": ["2025-01-01", "2027-12-31"],
+        }
+    ],
+}
+SCRIPT = "<script>alert(1)</script>"
+
+
+def _per_site(built: Built) -> dict[str, int]:
+    connection = connect(built.path, read_only=True)
+    try:
+        rows = connection.execute(
+            "SELECT a.site_code, count(*) FROM fact_work_order w"
+            " JOIN dim_asset a USING (asset_key) GROUP BY 1"
+        ).fetchall()
+    finally:
+        connection.close()
+    return {str(site): int(count) for site, count in rows}
+
+
+def _save(client: TestClient, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
+    body = {"name": "Work by site", "query": BY_SITE, "chart": "bar", **fields}
+    response = client.post("/api/v1/questions", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def test_a_shared_question_answers_each_site_user_with_its_own_rows(
+    client: TestClient, make_user: MakeUser, admin_headers: dict[str, str], built: Built
+) -> None:
+    question = _save(client, admin_headers, shared_roles=["maintenance_manager"])
+    expected = _per_site(built)
+    assert set(expected) == {"S1", "S2"}
+    everyone = client.post(f"/api/v1/questions/{question['id']}/run", headers=admin_headers)
+    assert everyone.status_code == 200, everyone.text
+    rows = everyone.json()["answer"]["data"]
+    assert {r["Assets.site"]: r["WorkOrders.count"] for r in rows} == expected
+    for site_key, code in (("site", "S1"), ("site_b", "S2")):
+        _, token = make_user(Role.MAINTENANCE_MANAGER, site_id=built.ids[site_key])
+        answer = client.post(f"/api/v1/questions/{question['id']}/run", headers=bearer(token))
+        assert answer.status_code == 200, answer.text
+        data = answer.json()["answer"]["data"]
+        assert {r["Assets.site"]: r["WorkOrders.count"] for r in data} == {code: expected[code]}
+        exported = client.get(
+            f"/api/v1/questions/{question['id']}/export.csv", headers=bearer(token)
+        )
+        table = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+        assert table[1:] == [[code, str(expected[code])]]
+
+
+def test_questions_are_private_until_shared_with_a_role(
+    client: TestClient, make_user: MakeUser, built: Built
+) -> None:
+    _, analyst = make_user(Role.ANALYST)
+    _, tech = make_user(Role.TECHNICIAN)
+    _, other_analyst = make_user(Role.ANALYST)
+    private = _save(client, bearer(analyst), name="Mine")
+    shared = _save(client, bearer(analyst), name="Ours", shared_roles=["technician"])
+    listed = client.get("/api/v1/questions", headers=bearer(tech)).json()
+    assert [q["id"] for q in listed] == [shared["id"]]
+    assert client.get(f"/api/v1/questions/{private['id']}", headers=bearer(tech)).status_code == 404
+    run = client.post(f"/api/v1/questions/{private['id']}/run", headers=bearer(other_analyst))
+    assert run.status_code == 404
+    change = client.put(
+        f"/api/v1/questions/{shared['id']}",
+        json={"name": "Hijacked", "query": BY_SITE},
+        headers=bearer(tech),
+    )
+    assert change.status_code == 403
+    assert (
+        client.get(f"/api/v1/questions/{shared['id']}", headers=bearer(tech)).json()["name"]
+        == "Ours"
+    )
+
+
+def test_bad_questions_get_a_clear_problem_without_an_echo(
+    client: TestClient, admin_headers: dict[str, str], db: Session, built: Built
+) -> None:
+    cases: list[Any] = [
+        {"name": "Q", "query": {"measures": [f"WorkOrders.{SCRIPT}"]}},
+        {"name": "Q", "query": {"measures": ["WorkOrders.count"], SCRIPT: 1}},
+        {"name": "Q", "query": BY_SITE, "chart": SCRIPT},
+        {"name": SCRIPT, "query": BY_SITE},
+        {"name": "Q", "query": BY_SITE, SCRIPT: True},
+        [SCRIPT],
+    ]
+    for body in cases:
+        response = client.post("/api/v1/questions", json=body, headers=admin_headers)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "script" not in response.text.lower()
+    assert db.scalar(select(func.count()).select_from(SavedQuestion)) == 0
+
+
+def test_exports_hold_the_answer_as_csv_and_xlsx(
+    client: TestClient, admin_headers: dict[str, str], built: Built
+) -> None:
+    question = _save(client, admin_headers, query=MONTHLY, chart="line", name="=Monthly")
+    answer = client.post(f"/api/v1/questions/{question['id']}/run", headers=admin_headers)
+    data = answer.json()["answer"]["data"]
+    assert sum(r["WorkOrders.count"] for r in data) == sum(_per_site(built).values())
+    text = client.get(f"/api/v1/questions/{question['id']}/export.csv", headers=admin_headers)
+    assert text.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(text.content.decode("utf-8-sig"))))
+    assert len(rows) == len(data) + 1
+    assert [int(r[1]) for r in rows[1:]] == [r["WorkOrders.count"] for r in data]
+    assert [r[0] for r in rows[1:]] == [r["WorkOrders.createdAt.month"] for r in data]
+    sheet_file = client.get(
+        f"/api/v1/questions/{question['id']}/export.xlsx", headers=admin_headers
+    )
+    sheet = load_workbook(io.BytesIO(sheet_file.content)).active
+    assert sheet is not None
+    values = list(sheet.iter_rows(values_only=True))
+    assert len(values) == len(data) + 1
+    assert [v[1] for v in values[1:]] == [r["WorkOrders.count"] for r in data]
+    assert sheet.title == "=Monthly"  # a sheet title is not a formula
+
+
+def test_a_dashboard_refreshes_with_its_date_range_and_round_trips_through_json(
+    client: TestClient, admin_headers: dict[str, str], db: Session, built: Built
+) -> None:
+    monthly = _save(client, admin_headers, query=MONTHLY, chart="line", name="Monthly")
+    by_site = _save(client, admin_headers, name="By site")
+    layout = [
+        {"kind": "question", "question_id": monthly["id"], "x": 0, "y": 0, "w": 6, "h": 4},
+        {"kind": "question", "question_id": by_site["id"], "x": 6, "y": 0, "w": 6, "h": 4},
+    ]
+    body = {"name": "Plant", "layout": layout, "refresh_s": 30}
+    created = client.post("/api/v1/dashboards", json=body, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    board = created.json()
+    refreshed = client.post(f"/api/v1/dashboards/{board['id']}/refresh", headers=admin_headers)
+    assert refreshed.status_code == 200, refreshed.text
+    widgets = refreshed.json()["widgets"]
+    full = sum(r["WorkOrders.count"] for r in widgets[str(monthly["id"])]["answer"]["data"])
+    assert full == sum(_per_site(built).values())
+    # A date range before any work order: the time-bound question is empty, the other is not.
+    narrowed = client.post(
+        f"/api/v1/dashboards/{board['id']}/refresh",
+        json={"dateRange": ["2020-01-01", "2020-01-31"]},
+        headers=admin_headers,
+    ).json()["widgets"]
+    assert narrowed[str(monthly["id"])]["answer"]["data"] == []
+    assert narrowed[str(by_site["id"])]["answer"]["data"] != []
+
+    exported = client.get(f"/api/v1/dashboards/{board['id']}/export", headers=admin_headers)
+    document = exported.json()
+    assert document["format"] == "maintainpro.dashboard"
+    assert [i["question"] for i in document["dashboard"]["layout"]] == ["q1", "q2"]
+    imported = client.post("/api/v1/dashboards/import", json=document, headers=admin_headers)
+    assert imported.status_code == 201, imported.text
+    result = imported.json()
+    assert set(result["questions"]) == {"q1", "q2"}
+    assert not set(result["questions"].values()) & {monthly["id"], by_site["id"]}
+    again = client.get(
+        f"/api/v1/dashboards/{result['dashboard']['id']}/export", headers=admin_headers
+    ).json()
+    assert again == document
+
+
+def test_hostile_imports_are_refused_and_nothing_is_saved(
+    client: TestClient, admin_headers: dict[str, str], db: Session, built: Built
+) -> None:
+    question = _save(client, admin_headers)
+    board = client.post(
+        "/api/v1/dashboards",
+        json={
+            "name": "B",
+            "layout": [{"kind": "question", "question_id": question["id"], "x": 0, "y": 0, "w": 6}],
+        },
+        headers=admin_headers,
+    ).json()
+    good = client.get(f"/api/v1/dashboards/{board['id']}/export", headers=admin_headers).json()
+    before = (
+        db.scalar(select(func.count()).select_from(SavedQuestion)),
+        db.scalar(select(func.count()).select_from(Dashboard)),
+    )
+    bad_ref = {
+        **good,
+        "dashboard": {
+            **good["dashboard"],
+            "layout": [{**good["dashboard"]["layout"][0], "question": "q9"}],
+        },
+    }
+    second_bad_query = {
+        **good,
+        "questions": [
+            *good["questions"],
+            {"ref": "q2", "name": "X", "query": {"measures": ["Nope.count"]}},
+        ],
+        "dashboard": {
+            **good["dashboard"],
+            "layout": [
+                *good["dashboard"]["layout"],
+                {"kind": "question", "question": "q2", "x": 6, "y": 0, "w": 6, "h": 4},
+            ],
+        },
+    }
+    cases: list[Any] = [
+        {**good, "format": SCRIPT},
+        {**good, "version": 2},
+        bad_ref,
+        {**good, "questions": [*good["questions"], {**good["questions"][0], "ref": "q7"}]},
+        second_bad_query,
+        {
+            **good,
+            "dashboard": {
+                **good["dashboard"],
+                "layout": [{"kind": "sensors", "sensor_ids": [999_999], "x": 0, "y": 0}],
+            },
+            "questions": [],
+        },
+        {**good, SCRIPT: 1},
+        [1, 2, 3],
+    ]
+    for document in cases:
+        response = client.post("/api/v1/dashboards/import", json=document, headers=admin_headers)
+        assert response.status_code == 422, (document, response.text)
+        assert "script" not in response.text.lower()
+    db.expire_all()
+    after = (
+        db.scalar(select(func.count()).select_from(SavedQuestion)),
+        db.scalar(select(func.count()).select_from(Dashboard)),
+    )
+    assert after == before
+
+
+def test_a_question_on_a_dashboard_cannot_be_deleted_and_others_may_not_see_the_board(
+    client: TestClient, make_user: MakeUser, admin_headers: dict[str, str], built: Built
+) -> None:
+    question = _save(client, admin_headers)
+    board = client.post(
+        "/api/v1/dashboards",
+        json={
+            "name": "B",
+            "layout": [{"kind": "question", "question_id": question["id"], "x": 0, "y": 0}],
+        },
+        headers=admin_headers,
+    ).json()
+    gone = client.delete(f"/api/v1/questions/{question['id']}", headers=admin_headers)
+    assert gone.status_code == 409
+    _, tech = make_user(Role.TECHNICIAN)
+    assert client.get(f"/api/v1/dashboards/{board['id']}", headers=bearer(tech)).status_code == 404
+    assert client.get("/api/v1/dashboards", headers=bearer(tech)).json() == []
+    # A dashboard may only show questions its owner may open.
+    _, analyst = make_user(Role.ANALYST)
+    refused = client.post(
+        "/api/v1/dashboards",
+        json={
+            "name": "Mine",
+            "layout": [{"kind": "question", "question_id": question["id"], "x": 0, "y": 0}],
+        },
+        headers=bearer(analyst),
+    )
+    assert refused.status_code == 422
+    assert (
+        client.delete(f"/api/v1/dashboards/{board['id']}", headers=admin_headers).status_code == 204
+    )
+    assert (
+        client.delete(f"/api/v1/questions/{question['id']}", headers=admin_headers).status_code
+        == 204
+    )
+
+
+def test_a_page_session_must_send_its_csrf_token_to_change_anything(
+    client: TestClient, make_user: MakeUser, built: Built
+) -> None:
+    user, _ = make_user(Role.ANALYST)
+    login = client.get("/login")
+    token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+    signed = client.post(
+        "/login",
+        data={"username": user.username, "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303, signed.text
+    page = client.get("/analytics/questions/new")
+    assert page.status_code == 200
+    csrf = page.text.split('name="csrf-token" content="')[1].split('"')[0]
+    body = {"name": "From the page", "query": BY_SITE}
+    assert client.post("/api/v1/questions", json=body).status_code == 403
+    saved = client.post("/api/v1/questions", json=body, headers={"X-CSRF-Token": csrf})
+    assert saved.status_code == 201, saved.text
+    assert client.get("/api/v1/questions/meta").json()["cubes"]
