@@ -242,8 +242,13 @@ def update_predictions(
     *,
     days: int = TREND_DAYS,
     min_points: int = MIN_POINTS,
+    extra_forecasts: Mapping[int, tuple[dt.datetime, str]] | None = None,
 ) -> int:
-    """Refresh every monitored sensor's prediction and apply PM pull-forward; returns the count."""
+    """Refresh every monitored sensor's prediction and apply PM pull-forward; returns the count.
+
+    `extra_forecasts` (asset id -> (time, reason)), e.g. remaining-useful-life estimates, join
+    the trend crossings: whichever comes first drives the asset's pull-forward.
+    """
     stored = 0
     with factory() as session, session.begin():
         set_actor(session, SYSTEM)
@@ -272,8 +277,13 @@ def update_predictions(
                 earlier = forecasts.get(sensor.asset_id)
                 if earlier is None or crossing_at < earlier.crossing_at:
                     forecasts[sensor.asset_id] = _Forecast(crossing_at, reason)
+        for asset_id, (at, why) in (extra_forecasts or {}).items():
+            known = forecasts.get(asset_id)
+            if known is None or at < known.crossing_at:
+                forecasts[asset_id] = _Forecast(at, why)
         if settings.pm_pull_forward != "off":
             assets = {s.asset_id for s in monitored if s.asset_id is not None}
+            assets |= set(extra_forecasts or {})
             for asset_id in assets:
                 pull_forward(
                     session, asset_id, forecasts.get(asset_id), now, settings.pm_pull_forward

@@ -1,0 +1,1 @@
+"""Machine-learning models: anomaly detection on sensor streams and remaining useful life."""
