@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from maintainpro import __version__
+from maintainpro.analytics.exports.schedules import run_due_exports
+from maintainpro.analytics.feeds.routes import router as feed_router
+from maintainpro.analytics.feeds.service import build_feeds
+from maintainpro.analytics.ml.registry import ModelRegistry, models_dir
+from maintainpro.analytics.ml.scoring import AnomalyScorer
+from maintainpro.analytics.ml.training import refresh_rul, retrain, rul_forecasts
+from maintainpro.analytics.odata.routes import router as odata_router
+from maintainpro.analytics.refresh import scheduled_refresh
+from maintainpro.analytics.reports.runner import REPORT_TICK_S, ReportJobs
 from maintainpro.api.limits import BodySizeLimit
 from maintainpro.api.problems import install_problem_handlers
 from maintainpro.api.router import api_router
@@ -19,7 +29,7 @@ from maintainpro.config import ConfigurationError, Settings
 from maintainpro.core.audit import SYSTEM, install_audit, set_actor
 from maintainpro.core.db import build_engine, build_session_factory, transaction, utcnow
 from maintainpro.core.delivery import notification_handlers, send_due_deliveries
-from maintainpro.core.events import deliver_pending
+from maintainpro.core.events import Handler, deliver_pending
 from maintainpro.core.live import Broadcaster
 from maintainpro.core.maintenance import generate_due_work_orders
 from maintainpro.iot.alert_engine import AlertEngine
@@ -35,6 +45,7 @@ from maintainpro.iot.trends import update_predictions
 from maintainpro.runtime import Supervisor
 from maintainpro.supply.compliance import CONTRACT_TOPICS
 from maintainpro.supply.dispatch import order_dispatch_handlers
+from maintainpro.supply.edi.wiring import install_supplier_connectivity
 from maintainpro.supply.erp_sync import sync_all
 from maintainpro.supply.jobs import contract_watch, reorder_check
 from maintainpro.supply.requisitions import part_demand_handler
@@ -72,9 +83,14 @@ def create_app(settings: Settings) -> FastAPI:
     supervisor = Supervisor()
     box = _credential_box(settings)
     live = Broadcaster()
+    # Real-time feeds (SSE, WebSocket) serve without background jobs; their sources need them.
+    feeds = build_feeds(settings, factory, supervisor)
     iot_hub = None
     alert_engine = None
     live_feed: LiveFeed | None = None
+    report_jobs: ReportJobs | None = None
+    # Filled with the jobs; supplier connectivity adds its EDI handlers to it below.
+    outbox_handlers: dict[str, list[Handler]] = {}
     if settings.run_background_jobs:
         supervisor.every(
             "preventive-maintenance",
@@ -108,6 +124,14 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: reorder_check(factory, settings),
         )
         supervisor.every("contract-watch", 86400.0, lambda: contract_watch(factory, settings))
+        # The warehouse (ETL + cubes) and the scheduled BI file exports that read it.
+        if settings.warehouse_refresh_interval_s > 0:
+            supervisor.every(
+                "warehouse-refresh",
+                settings.warehouse_refresh_interval_s,
+                lambda: scheduled_refresh(engine, settings),
+            )
+        supervisor.every("bi-exports", 60.0, lambda: run_due_exports(settings))
         supervisor.every(
             "shipment-check", settings.shipment_check_interval_s, lambda: shipment_check(factory)
         )
@@ -130,11 +154,36 @@ def create_app(settings: Settings) -> FastAPI:
         # Live readings for open pages; skipped entirely while no browser is listening.
         live_feed = LiveFeed(live.publish, active=lambda: live.listeners > 0)
         iot_hub.pipeline.listeners.append(live_feed)
+        # Readings, alerts and work-order events to the feeds and their push targets.
+        feeds.connect(
+            supervisor,
+            settings,
+            outbox_handlers=outbox_handlers,
+            reading_listeners=iot_hub.pipeline.listeners,
+        )
         supervisor.service("live-feed", live_feed.run)
         supervisor.every(
             "predictions",
             settings.prediction_interval_s,
-            lambda: update_predictions(factory, settings, utcnow()),
+            lambda: update_predictions(
+                factory,
+                settings,
+                utcnow(),
+                # Remaining-useful-life estimates join the trend crossings in the pull-forward.
+                extra_forecasts=rul_forecasts(models_dir(settings)),
+            ),
+        )
+        # Machine learning: live anomaly scoring, daily retraining, hourly RUL estimates.
+        anomaly_scorer = AnomalyScorer(
+            factory, ModelRegistry(models_dir(settings)), settings.public_url
+        )
+        iot_hub.pipeline.listeners.append(anomaly_scorer.on_stored)
+        supervisor.service("anomaly-scoring", anomaly_scorer.run)
+        supervisor.every("ml-retrain", 86400.0, lambda: retrain(factory, settings, utcnow()))
+        supervisor.every(
+            "ml-rul",
+            settings.prediction_interval_s,
+            lambda: refresh_rul(factory, settings, utcnow()),
         )
         supervisor.every("credentials", 3600.0, lambda: credential_housekeeping(factory, settings))
         alert_engine = AlertEngine(factory, public_url=settings.public_url)
@@ -147,9 +196,15 @@ def create_app(settings: Settings) -> FastAPI:
         edge_acks = ack_listener(settings, factory)
         if edge_acks is not None:
             supervisor.service("edge-config-acks", edge_acks.run)
+        # Scheduled reports: due runs queued and executed; retries of failed deliveries.
+        report_jobs = ReportJobs(factory, settings, box)
+        supervisor.every("reports", REPORT_TICK_S, report_jobs.tick)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if report_jobs is not None:
+            # A report missed while the hub was down is queued once, before the jobs start.
+            await asyncio.to_thread(report_jobs.catch_up)
         supervisor.start()
         log.info("maintainpro started", extra={"version": __version__, "demo": settings.demo})
         yield
@@ -172,13 +227,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.supervisor = supervisor
     app.state.credential_box = box
     app.state.live = live
+    app.state.feeds = feeds
     app.state.iot_hub = iot_hub
     app.state.live_feed = live_feed
     app.state.alert_engine = alert_engine
+    app.state.report_jobs = report_jobs
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(api_router())
+    app.include_router(odata_router)
+    app.include_router(feed_router)
     install_web(app)
     app.add_middleware(
         SessionMiddleware,
@@ -189,4 +248,7 @@ def create_app(settings: Settings) -> FastAPI:
         https_only=settings.cookie_secure,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # AS2 endpoint (with its own body limit, hence after BodySizeLimit), EDI outbox handlers,
+    # the overdue-997 job and the SFTP pollers.
+    install_supplier_connectivity(app, supervisor, factory, settings, outbox_handlers)
     return app

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     lineage_file: Path | None = None
     lineage_url: str | None = None
     lineage_namespace: str = "maintainpro"
+    # How often the hub refreshes the warehouse (incremental ETL, then cube pre-aggregations);
+    # 0 leaves it to `maintainpro warehouse build` (e.g. from cron).
+    warehouse_refresh_interval_s: float = Field(default=3600.0, ge=0)
+    # Rows per OData page before @odata.nextLink; clients may ask for fewer (Prefer maxpagesize).
+    odata_page_size: int = Field(default=10_000, ge=1, le=50_000)
     # Real-time feeds (analytics/feeds, docs/realtime-feeds.md): events kept for Last-Event-ID
     # resume, the SSE/WebSocket heartbeat, at most one reading per sensor per interval (0: every
     # stored reading), how long a looked-up site is trusted, and the push targets (webhook
@@ -139,6 +144,14 @@ class Settings(BaseSettings):
     erp_sync_interval_s: float = Field(default=900.0, gt=0)
     carrier_webhook_secret: SecretStr | None = None
     shipment_check_interval_s: float = Field(default=900.0, gt=0)
+    # EDI over AS2 (supply/edi/wiring.py): our RSA key and certificate (PEM or DER files; the
+    # key optionally encrypted with as2_key_password) for every AS2 partner, and the body
+    # limit of POST /as2/receive, where EDI files are far larger than API requests
+    # (max_body_bytes stays the limit everywhere else).
+    as2_key_file: Path | None = None
+    as2_cert_file: Path | None = None
+    as2_key_password: SecretStr | None = None
+    as2_max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     run_background_jobs: bool = True
     schedule_interval_seconds: float = Field(default=60.0, gt=0)
 

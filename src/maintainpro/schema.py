@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+from maintainpro.analytics.dashboards import records as dashboard_records
+from maintainpro.analytics.reports import records as report_records
 from maintainpro.core import (
     assets,
     audit,
@@ -61,6 +63,8 @@ MODEL_MODULES = (
     portal_records,
     erp_records,
     tracking_records,
+    report_records,
+    dashboard_records,
 )
 
 

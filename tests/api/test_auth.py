@@ -44,6 +44,13 @@ def test_wrong_password_is_401(client: TestClient, make_user) -> None:
     assert response.status_code == 401
 
 
+def test_supplier_accounts_get_no_api_token(client: TestClient, make_user) -> None:
+    make_user(Role.SUPPLIER, username="sid")
+    response = client.post("/api/v1/auth/token", json={"username": "sid", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "/portal" in response.json()["detail"]
+
+
 def test_technician_doing_admin_action_is_403(client: TestClient, make_user) -> None:
     _, token = make_user(Role.TECHNICIAN)
     response = client.post(

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from maintainpro.analytics.semantic.routes import router as semantic_router
 from maintainpro.api.routes import alerts as alert_routes
 from maintainpro.api.routes import (
     assets,
     auth,
+    dashboards,
+    datasets,
     devices,
     edge,
     edi,
+    exports,
     inventory,
     notifications,
     portal_users,
     readings,
+    reports,
     schedules,
     supply,
     supply_analytics,
@@ -24,6 +29,7 @@ from maintainpro.api.routes import (
     users,
     work_orders,
 )
+from maintainpro.api.routes import ml as ml_routes
 from maintainpro.api.routes import security as security_routes
 
 
@@ -44,4 +50,10 @@ def api_router() -> APIRouter:
     router.include_router(edge.router)
     router.include_router(edi.router)
     router.include_router(portal_users.router)
+    router.include_router(exports.router)
+    router.include_router(datasets.router)
+    router.include_router(reports.router)
+    router.include_router(semantic_router)
+    router.include_router(ml_routes.router)
+    router.include_router(dashboards.router)
     return router

@@ -14,8 +14,11 @@ from rich.table import Table
 from sqlalchemy import select
 
 from maintainpro.cli.context import CLI_ACTOR, cli_settings, err, fail
+from maintainpro.cli.cubes import cubes_app
 from maintainpro.cli.devices import devices_app
 from maintainpro.cli.edge import edge
+from maintainpro.cli.exports import exports_app
+from maintainpro.cli.reports import reports_app
 from maintainpro.cli.security import security_app
 from maintainpro.cli.supply import supply_app
 from maintainpro.cli.warehouse import warehouse_app
@@ -41,6 +44,9 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(security_app, name="security")
 app.add_typer(supply_app, name="supply")
 app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(cubes_app, name="cubes")
+app.add_typer(exports_app, name="exports")
+app.add_typer(reports_app, name="reports")
 app.command()(edge)
 console = Console()
 

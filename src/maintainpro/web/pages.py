@@ -519,44 +519,12 @@ def plant_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResponse
     )
 
 
-@router.get("/analytics", dependencies=[CanReadWork])
-def analytics_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResponse:
-    """Maintenance figures computed from the work orders."""
-    now = utcnow()
-    since = now - dt.timedelta(days=90)
-    done = db.scalars(
-        select(WorkOrder).where(
-            WorkOrder.completed_at.is_not(None), WorkOrder.completed_at >= since
-        )
-    ).all()
-    hours = [
-        (o.completed_at - o.started_at).total_seconds() / 3600
-        for o in done
-        if o.completed_at and o.started_at
-    ]
-    preventive = [o for o in done if o.type is WorkOrderType.PREVENTIVE and o.due_at]
-    on_time = [o for o in preventive if o.completed_at and o.due_at and o.completed_at <= o.due_at]
-    open_orders = db.scalars(select(WorkOrder).where(WorkOrder.status.in_(OPEN_STATUSES))).all()
-    ages = [(now - o.created_at).days for o in open_orders]
-    by_type = dict(db.execute(select(WorkOrder.type, func.count()).group_by(WorkOrder.type)).all())
-    return render(
-        request,
-        "analytics.html",
-        user,
-        completed=len(done),
-        mean_repair_hours=(sum(hours) / len(hours)) if hours else None,
-        pm_compliance=(100 * len(on_time) / len(preventive)) if preventive else None,
-        backlog=len(open_orders),
-        backlog_mean_age=(sum(ages) / len(ages)) if ages else None,
-        by_type=by_type,
-        types=list(WorkOrderType),
-    )
-
-
 def install_web(app: FastAPI) -> None:
     """Mount the pages, static files and the HTML error pages on the app."""
     from maintainpro.web import (  # they import render from here
         alert_pages,
+        analytics_builder,
+        analytics_pages,
         device_pages,
         supply_pages,
         trend_pages,
@@ -567,6 +535,8 @@ def install_web(app: FastAPI) -> None:
     app.include_router(alert_pages.router)
     app.include_router(trend_pages.router)
     app.include_router(supply_pages.router)
+    app.include_router(analytics_pages.router)
+    app.include_router(analytics_builder.router)
     from maintainpro.web.portal import install_portal  # the supplier portal under /portal
 
     install_portal(app)

@@ -78,6 +78,9 @@ def exchange_password(db: SessionDep, settings: SettingsDep, body: TokenRequest)
     user = authenticate_password(db, body.username, body.password)
     if user is None:
         raise Problem(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    if user.role is Role.SUPPLIER:
+        # A token would be refused on every API route; say so now instead of issuing a dud.
+        raise Problem(403, "supplier accounts use the supplier portal at /portal, not API tokens")
     set_actor(db, Actor(user_id=user.id, name=user.username))
     days = body.expires_in_days or settings.api_token_ttl_days
     expires = utcnow() + dt.timedelta(days=days) if days else None
