@@ -44,8 +44,10 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# One worker per core; a test file stays on one worker (its module fixtures, servers and
+# browser are set up once), and each worker has its own PostgreSQL test database.
 pytest: $(DEV_STAMP) services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test: lint typecheck pytest
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,10 +130,12 @@ def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    """Settings for an app on the test database."""
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for an app on the test database, its files (warehouse, cold tier) in tmp_path."""
     return Settings(
         database_url=database_url,
+        warehouse_path=tmp_path / "warehouse" / "warehouse.duckdb",
+        cold_dir=tmp_path / "cold",
         secret_key=TEST_SECRET,
         cookie_secure=False,
         max_body_bytes=64 * 1024,

@@ -18,15 +18,18 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import httpx
+from openlineage.client.event_v2 import RunState
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.analytics.access import site_scope
+from maintainpro.analytics.lineage import Lineage, lineage_for
 from maintainpro.analytics.reports.data import ReportData, RunParams, SiteScope, SourceError
 from maintainpro.analytics.reports.delivery import (
     Parcel,
@@ -36,6 +39,7 @@ from maintainpro.analytics.reports.delivery import (
     send_email,
 )
 from maintainpro.analytics.reports.formatting import RenderedFile, base_name
+from maintainpro.analytics.reports.lineage import attempt_run_id, report_event
 from maintainpro.analytics.reports.maintenance_sources import site_codes
 from maintainpro.analytics.reports.periods import report_period
 from maintainpro.analytics.reports.records import (
@@ -57,6 +61,7 @@ from maintainpro.analytics.reports.scheduler import (
     first_run,
 )
 from maintainpro.analytics.reports.sources import source_for, split_params
+from maintainpro.analytics.warehouse import warehouse_file
 from maintainpro.config import Settings
 from maintainpro.core.db import utcnow
 from maintainpro.core.delivery import (
@@ -69,6 +74,8 @@ from maintainpro.core.delivery import (
 from maintainpro.core.notifications import WebhookEndpoint
 from maintainpro.core.users import User
 
+# Report statuses that end an attempt well (a skipped report had nothing to send).
+_COMPLETED: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.SKIPPED})
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS: Final = 4
@@ -489,13 +496,84 @@ def execute(
         http or httpx.Client(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False),
         box,
     )
+    lineage = lineage_for(settings, warehouse_file(settings))
+    started = _lineage_start(factory, lineage, run_id, now)
     try:
         with factory() as session:
-            return _execute(session, settings, channels, run_id, now, max_attempts)
+            status = _execute(session, settings, channels, run_id, now, max_attempts)
+    except Exception as exc:
+        if started is not None:
+            _lineage_end(factory, lineage, started, run_id, now, error=f"{type(exc).__name__}")
+        raise
     finally:
         channels.mailer.close()
         if http is None:
             channels.http.close()
+    if started is not None:
+        _lineage_end(factory, lineage, started, run_id, now)
+    return status
+
+
+def _lineage_start(
+    factory: sessionmaker[Session], lineage: Lineage, run_id: int, now: dt.datetime
+) -> _Attempt | None:
+    with factory() as session:
+        run = session.get(ReportRun, run_id)
+        definition = session.get(ReportDefinition, run.definition_id) if run else None
+        if run is None or definition is None:
+            return None
+        attempt = _Attempt(
+            definition.id, definition.name, definition.source, attempt_run_id(run.id, run.attempts)
+        )
+    lineage.emit(
+        report_event(
+            lineage,
+            RunState.START,
+            definition_id=attempt.definition_id,
+            name=attempt.name,
+            source=attempt.source,
+            run_id=attempt.run_id,
+            at=now,
+        )
+    )
+    return attempt
+
+
+def _lineage_end(
+    factory: sessionmaker[Session],
+    lineage: Lineage,
+    attempt: _Attempt,
+    run_id: int,
+    now: dt.datetime,
+    *,
+    error: str | None = None,
+) -> None:
+    with factory() as session:
+        run = session.get(ReportRun, run_id)
+        size = run.size_bytes if run is not None else None
+        if error is None and run is not None and run.status not in _COMPLETED:
+            error = run.error or str(run.status)
+    lineage.emit(
+        report_event(
+            lineage,
+            RunState.FAIL if error is not None else RunState.COMPLETE,
+            definition_id=attempt.definition_id,
+            name=attempt.name,
+            source=attempt.source,
+            run_id=attempt.run_id,
+            at=now,
+            size=size,
+            error=error,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    definition_id: int
+    name: str
+    source: str
+    run_id: str
 
 
 def _execute(
