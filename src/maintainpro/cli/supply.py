@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,13 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from maintainpro.cli.context import cli_settings, fail, session_factory
+from maintainpro.cli.context import CLI_ACTOR, cli_settings, fail, session_factory
+from maintainpro.core.db import transaction
+from maintainpro.supply.catalog_import import import_catalog
+from maintainpro.supply.compliance import utilisation
+from maintainpro.supply.contracts import Contract
+from maintainpro.supply.fx import FxError, load_ecb_file
+from maintainpro.supply.jobs import reorder_check
 from maintainpro.supply.money import Money
 from maintainpro.supply.performance import (
     NO_DATA,
@@ -22,11 +29,13 @@ from maintainpro.supply.performance import (
     scorecards,
 )
 from maintainpro.supply.purchasing import PoStatus, PurchaseOrder
+from maintainpro.supply.rates import store_rate_table
 from maintainpro.supply.spend import SpendGrouping, load_spend_facts, spend_by, spend_summary
 from maintainpro.supply.suppliers import Supplier
 
 supply_app = typer.Typer(
-    help="Procurement: purchase orders, scorecards, spend.", no_args_is_help=True
+    help="Procurement: suppliers, catalogues, rates, contracts, orders, scorecards, spend.",
+    no_args_is_help=True,
 )
 
 StartOption = Annotated[str, typer.Option("--start", help="first day, YYYY-MM-DD (included)")]
@@ -205,3 +214,115 @@ def orders(
                 order.sent_at.isoformat(timespec="minutes") if order.sent_at else "—",
             )
     Console().print(table)
+
+
+@supply_app.command("suppliers")
+def suppliers() -> None:
+    """Suppliers with their status, currency, channel and capabilities."""
+    factory = session_factory(cli_settings())
+    table = Table(title="Suppliers")
+    for column in ("code", "name", "status", "currency", "channel", "capabilities", "preferred"):
+        table.add_column(column)
+    with factory() as session:
+        for supplier in session.scalars(select(Supplier).order_by(Supplier.code)):
+            table.add_row(
+                supplier.code,
+                supplier.legal_name,
+                supplier.status.value,
+                supplier.currency,
+                supplier.connection_type.value,
+                ", ".join(supplier.capabilities),
+                "yes" if supplier.preferred else "",
+            )
+    Console().print(table)
+
+
+@supply_app.command("import-rates")
+def import_rates(
+    path: Annotated[Path, typer.Argument(help="an ECB reference-rate file: .xml, .csv or .zip")],
+) -> None:
+    """Store the ECB reference rates of a file (rates already stored are kept as they are)."""
+    try:
+        rates = load_ecb_file(path)
+    except (OSError, FxError) as exc:
+        raise fail(f"cannot read {path}: {exc}") from exc
+    with transaction(session_factory(cli_settings())) as session:
+        session.info["actor"] = CLI_ACTOR
+        added, skipped = store_rate_table(session, rates)
+    days = rates.publications
+    Console().print(
+        f"{added} rate(s) stored, {skipped} already there; "
+        f"{len(days)} publication day(s) from {days[0].day} to {days[-1].day}"
+    )
+
+
+@supply_app.command("import-catalog")
+def import_catalog_command(
+    supplier_code: Annotated[str, typer.Option("--supplier", help="the supplier's code")],
+    path: Annotated[Path, typer.Argument(help="the catalogue: .csv or .xlsx")],
+) -> None:
+    """Validate a catalogue file and apply it only if every line is valid (errors per line)."""
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".xlsx"}:
+        raise fail(f"{path.name}: use a .csv or .xlsx file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc}") from exc
+    with transaction(session_factory(cli_settings())) as session:
+        session.info["actor"] = CLI_ACTOR
+        supplier = session.scalar(select(Supplier).where(Supplier.code == supplier_code))
+        if supplier is None:
+            raise fail(f"no supplier with code {supplier_code!r}")
+        report = import_catalog(session, supplier, data, file_format=suffix[1:])
+        if not report.applied:
+            table = Table(title=f"{path.name}: nothing applied")
+            for column in ("line", "column", "problem"):
+                table.add_column(column)
+            for error in report.errors:
+                table.add_row(str(error.line), error.column or "", error.message)
+            Console().print(table)
+            raise fail(f"{len(report.errors)} problem(s) in {report.rows} line(s)")
+    Console().print(
+        f"{report.rows} line(s) applied: {report.items_created} item(s) created, "
+        f"{report.items_updated} updated, {report.price_changes} price change(s) recorded"
+    )
+
+
+@supply_app.command("contracts")
+def contracts(
+    day: Annotated[str | None, typer.Option("--on", help="YYYY-MM-DD (default today)")] = None,
+) -> None:
+    """Contracts with their validity and how much of their cap is drawn."""
+    try:
+        today = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.UTC).date()
+    except ValueError:
+        raise fail("--on must be a date, YYYY-MM-DD") from None
+    table = Table(title=f"Contracts on {today}")
+    for column in ("contract", "state", "valid", "cap", "drawn", "used", "days left"):
+        table.add_column(column, justify="right" if column in {"cap", "drawn"} else "left")
+    with session_factory(cli_settings())() as session:
+        for contract in session.scalars(select(Contract).order_by(Contract.number)):
+            use = utilisation(contract, today)
+            table.add_row(
+                use.number,
+                use.state,
+                f"{use.valid_from} .. {use.valid_to or 'open'}",
+                str(Money.of(use.spend_cap, use.currency)) if use.spend_cap is not None else "none",
+                str(Money.of(use.drawn, use.currency)),
+                f"{use.pct_used} %" if use.pct_used is not None else "",
+                "" if use.days_left is None else str(use.days_left),
+            )
+    Console().print(table)
+
+
+@supply_app.command("reorder")
+def reorder() -> None:
+    """Requisition stock at or below its reorder point, then draft orders as the hub's job does."""
+    settings = cli_settings()
+    run = reorder_check(session_factory(settings), settings)
+    rate = f"{run.ordered} of {run.considered}" if run.considered else "nothing to source"
+    Console().print(
+        f"{len(run.requisition_lines)} requisition line(s) raised; {len(run.orders)} draft "
+        f"order(s); ordered automatically: {rate}; left for a buyer: {len(run.left_for_buyer)}"
+    )

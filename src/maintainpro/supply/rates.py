@@ -57,3 +57,31 @@ def stored_converter(
         # RateTable refuses to be empty; a same-currency lookup never reaches the table.
         table = RateTable((Publication(dt.date(1999, 1, 4), {}, "none"),))
     return FxConverter(table, (), max_staleness)
+
+
+def store_rate_table(session: Session, table: RateTable) -> tuple[int, int]:
+    """Store every rate of a table (e.g. an ECB file) not stored yet; (added, already there).
+
+    A rate is the same when its day, currency and source match: importing a file twice adds
+    nothing, and a file never overwrites a rate from another source.
+    """
+    existing = {
+        (day, currency, source)
+        for day, currency, source in session.execute(
+            select(ExchangeRate.day, ExchangeRate.currency, ExchangeRate.source)
+        )
+    }
+    added = skipped = 0
+    for pub in table.publications:
+        for currency, rate in pub.rates.items():
+            key = (pub.day, currency, pub.source)
+            if key in existing:
+                skipped += 1
+                continue
+            session.add(
+                ExchangeRate(day=pub.day, currency=currency, per_eur=rate, source=pub.source)
+            )
+            existing.add(key)
+            added += 1
+    session.flush()
+    return added, skipped
