@@ -25,6 +25,10 @@ from maintainpro.migrate import upgrade
 from maintainpro.schema import metadata
 from support import bearer
 
+# Rich sizes CLI output to the terminal; pytest-xdist workers have none and fall back to 80
+# columns, which folds messages the CLI tests look for. One wide width for every worker.
+os.environ["COLUMNS"] = "200"
+
 PG_ADMIN_URL = os.environ.get(
     "MAINTAINPRO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
