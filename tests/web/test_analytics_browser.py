@@ -24,8 +24,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
-    """The live app's warehouse in this test's folder."""
-    return settings.model_copy(update={"warehouse_path": tmp_path / "warehouse.duckdb"})
+    """The live app's warehouse in this test's folder, built by the test, not the app's job."""
+    return settings.model_copy(
+        update={"warehouse_path": tmp_path / "warehouse.duckdb", "warehouse_refresh_interval_s": 0}
+    )
 
 
 def test_the_lineage_graph_renders_and_leads_to_the_next_dataset(

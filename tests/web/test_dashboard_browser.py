@@ -34,7 +34,9 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
         populate(target.connection, PLANT)
         results = refresh(target.connection, default_model(), quiet_lineage(path))
     assert [r.error for r in results if r.status != "completed"] == []
-    return settings.model_copy(update={"warehouse_path": path})
+    # The live app runs background jobs: its warehouse refresh would replace the synthetic plant
+    # with the (nearly empty) operational data while the test queries it.
+    return settings.model_copy(update={"warehouse_path": path, "warehouse_refresh_interval_s": 0})
 
 
 def test_a_question_is_built_saved_and_drawn_on_a_new_dashboard(
