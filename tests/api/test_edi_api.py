@@ -192,8 +192,10 @@ def test_partner_conflicts(client: TestClient, acme: dict[str, int], buyer: dict
         "our_isa_id": "MAINTAINPRO",
         "our_gs_id": "MAINTAINPRO",
     }
-    _problem(client.post(f"{API}/partners", headers=buyer, json=body), 409)
-    _problem(client.post(f"{API}/partners", headers=buyer, json={**body, "supplier_id": 999}), 422)
+    taken = _problem(client.post(f"{API}/partners", headers=buyer, json=body), 409)
+    assert "already has a trading partner" in taken["detail"]
+    missing = client.post(f"{API}/partners", headers=buyer, json={**body, "supplier_id": 999})
+    assert _problem(missing, 422)["status"] == 422
 
 
 def test_partner_ids_are_unique_with_given_or_default_qualifiers(
@@ -205,14 +207,22 @@ def test_partner_ids_are_unique_with_given_or_default_qualifiers(
         first, second, third = (edi_supplier(world, code).id for code in ("ONE", "TWO", "SIX"))
     ids = {"isa_id": "SAMEID", "gs_id": "SAMEGS", "our_isa_id": "US", "our_gs_id": "US"}
     explicit = {**ids, "isa_qualifier": "01", "our_isa_qualifier": "01"}
-    _ok(client.post(f"{API}/partners", headers=buyer, json={"supplier_id": first, **explicit}), 201)
-    _problem(
+    made = _ok(
+        client.post(f"{API}/partners", headers=buyer, json={"supplier_id": first, **explicit}), 201
+    )
+    assert (made["isa_qualifier"], made["isa_id"]) == ("01", "SAMEID")
+    clash = _problem(
         client.post(f"{API}/partners", headers=buyer, json={"supplier_id": second, **explicit}),
         409,
     )
+    assert f"trading partner {made['id']} already uses" in clash["detail"]
     # Left out, the qualifiers default to ZZ: a different pair of ids, then the same one again.
-    _ok(client.post(f"{API}/partners", headers=buyer, json={"supplier_id": second, **ids}), 201)
-    _problem(client.post(f"{API}/partners", headers=buyer, json={"supplier_id": third, **ids}), 409)
+    second_made = _ok(
+        client.post(f"{API}/partners", headers=buyer, json={"supplier_id": second, **ids}), 201
+    )
+    assert second_made["isa_qualifier"] == "ZZ"
+    again = client.post(f"{API}/partners", headers=buyer, json={"supplier_id": third, **ids})
+    assert f"trading partner {second_made['id']} already uses" in _problem(again, 409)["detail"]
 
 
 def test_upload_apply_archive_and_error_queue(

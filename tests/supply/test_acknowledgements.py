@@ -76,7 +76,8 @@ def test_a_finished_order_cannot_be_acknowledged(status: PoStatus) -> None:
 
 
 def test_valid_answers_pass() -> None:
-    validate_acknowledgement(
+    # Nothing is raised, and nothing is returned: valid answers have no problems to report.
+    outcome = validate_acknowledgement(  # type: ignore[func-returns-value]
         PoStatus.SENT,
         FACTS,
         [
@@ -84,6 +85,7 @@ def test_valid_answers_pass() -> None:
             LineAck(2, C, quantity=Decimal(2), unit_price=Decimal("4.10")),
         ],
     )
+    assert outcome is None
 
 
 def test_accepted_changed_and_rejected_lines(world: World) -> None:
