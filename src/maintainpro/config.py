@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     # How often the hub refreshes the warehouse (incremental ETL, then cube pre-aggregations);
     # 0 leaves it to `maintainpro warehouse build` (e.g. from cron).
     warehouse_refresh_interval_s: float = Field(default=3600.0, ge=0)
+    # Optional second warehouse in PostgreSQL (a SQLAlchemy/libpq URL such as
+    # postgresql+psycopg://bi@db/warehouse): every refresh also loads the same star schema and
+    # KPI views into schema ``warehouse_schema`` there, for BI tools' native PostgreSQL
+    # connectors. DuckDB stays the store the hub's own channels (OData, cubes, files) serve from.
+    warehouse_postgres_url: str | None = None
+    warehouse_schema: str = Field(default="warehouse", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # BI access audit (every OData, export, feed and query access is a row): how long rows are
+    # kept before the daily purge (0 keeps them forever).
+    bi_access_retention_days: int = Field(default=400, ge=0)
     # Rows per OData page before @odata.nextLink; clients may ask for fewer (Prefer maxpagesize).
     odata_page_size: int = Field(default=10_000, ge=1, le=50_000)
     # Real-time feeds (analytics/feeds, docs/realtime-feeds.md): events kept for Last-Event-ID

@@ -50,6 +50,8 @@ class Permission(enum.StrEnum):
     SUPPLY_READ = "supply:read"
     SUPPLY_WRITE = "supply:write"
     SUPPLY_APPROVE = "supply:approve"
+    REPORTS_READ = "reports:read"
+    REPORTS_WRITE = "reports:write"
 
 
 _READ_ALL = {
@@ -74,9 +76,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.SUPPLY_READ,
             Permission.SUPPLY_WRITE,
             Permission.SUPPLY_APPROVE,
+            Permission.REPORTS_READ,
         }
     ),
-    Role.ANALYST: frozenset(_READ_ALL | {Permission.AUDIT_READ, Permission.SUPPLY_READ}),
+    Role.ANALYST: frozenset(
+        _READ_ALL
+        | {
+            Permission.AUDIT_READ,
+            Permission.SUPPLY_READ,
+            Permission.REPORTS_READ,
+            Permission.REPORTS_WRITE,
+        }
+    ),
     # Suppliers see only their own company's data through the supplier portal, not the CMMS.
     Role.SUPPLIER: frozenset(),
 }
