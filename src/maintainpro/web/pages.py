@@ -526,6 +526,7 @@ def install_web(app: FastAPI) -> None:
         analytics_builder,
         analytics_pages,
         device_pages,
+        report_pages,
         supply_pages,
         trend_pages,
     )
@@ -537,6 +538,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(supply_pages.router)
     app.include_router(analytics_pages.router)
     app.include_router(analytics_builder.router)
+    app.include_router(report_pages.router)
     from maintainpro.web.portal import install_portal  # the supplier portal under /portal
 
     install_portal(app)
