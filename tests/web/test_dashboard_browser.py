@@ -1,8 +1,12 @@
-"""Self-service analytics in a real browser: build a question on the semantic model, run it,
-save it, put it on a new dashboard and see the dashboard draw it."""
+"""Self-service analytics in a real browser: build a question on the semantic model (filter rows,
+a time range), run it, draw it as every chart type, save it, put it on a dashboard and see the
+dashboard draw it; a question not shared with a role stays out of sight of that role."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,12 +15,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from analytics.semantic.cube_world import PLANT, quiet_lineage
+from conftest import PASSWORD
 from maintainpro.analytics.dashboards.records import Dashboard, SavedQuestion
 from maintainpro.analytics.semantic.materialise import refresh
 from maintainpro.analytics.semantic.model import default_model
 from maintainpro.analytics.semantic.synthetic import populate
-from maintainpro.analytics.warehouse import DuckDbWarehouse
+from maintainpro.analytics.warehouse import DuckDbWarehouse, connect
 from maintainpro.config import Settings
+from maintainpro.core.users import Role, User, hash_password
 
 if TYPE_CHECKING:
     from browser_support import LiveApp
@@ -92,3 +98,275 @@ def test_a_question_is_built_saved_and_drawn_on_a_new_dashboard(
         (board,) = session.query(Dashboard).all()
         assert [i["question_id"] for i in board.layout] == [question.id]
         assert board.refresh_s == 60
+
+
+MONTHS = ("2025-11-01", "2026-01-31")
+QUERY = {"measures": ["WorkOrders.count"], "dimensions": ["WorkOrders.type"]}
+
+
+@pytest.fixture
+def urgent_by_month_and_type(settings: Settings) -> dict[tuple[str, str], int]:
+    """Urgent work orders per month and type in the three months, straight from the facts.
+
+    Asked for before the live app starts: DuckDB refuses a second connection of another
+    configuration to a file the app's process holds open.
+    """
+    assert settings.warehouse_path is not None
+    connection = connect(settings.warehouse_path, read_only=True)
+    try:
+        rows = connection.execute(
+            "SELECT strftime(date_trunc('month', created_at), '%Y-%m-%d'), type, count(*)"
+            " FROM fact_work_order WHERE priority = 'urgent'"
+            " AND created_at >= DATE '2025-11-01' AND created_at < DATE '2026-02-01'"
+            " GROUP BY 1, 2"
+        ).fetchall()
+    finally:
+        connection.close()
+    return {(str(month), str(kind)): int(count) for month, kind, count in rows}
+
+
+def _sign_in_as(page: Page, username: str, next_path: str) -> None:
+    page.goto(f"/login?next={next_path}")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+
+
+def _user(live_app: LiveApp, username: str, role: Role) -> int:
+    with live_app.factory() as session, session.begin():
+        user = User(username=username, role=role, password_hash=hash_password(PASSWORD))
+        session.add(user)
+        session.flush()
+        return user.id
+
+
+def test_filter_rows_a_time_range_and_every_chart_type_then_a_dashboard(
+    urgent_by_month_and_type: dict[tuple[str, str], int], page: Page, live_app: LiveApp
+) -> None:
+    expected = urgent_by_month_and_type
+    assert len(expected) == 12  # 3 months x 4 types
+    with live_app.factory() as session, session.begin():
+        owner = session.query(User).filter_by(username="ada").one()
+        board = Dashboard(name="Plant board", owner_id=owner.id, layout=[], filters={})
+        session.add(board)
+        session.flush()
+        board_id = board.id
+
+    live_app.sign_in(page, "/analytics/questions/new")
+    expect(page.locator("#cube option[value=WorkOrders]")).to_have_count(1)
+    page.select_option("#cube", "WorkOrders")
+    page.select_option("#measures", "WorkOrders.count")
+    page.select_option("#dimensions", "WorkOrders.type")
+    page.select_option("#time-dimension", "WorkOrders.createdAt")
+    page.select_option("#granularity", "month")
+
+    # Client-side checks first: an absolute range needs both dates; a filter row needs a value.
+    page.select_option("#date-preset", "between")
+    page.fill("#date-from", MONTHS[0])
+    page.get_by_role("button", name="Add filter").click()
+    page.get_by_label("Filter 1 member").select_option("WorkOrders.priority")
+    page.get_by_role("button", name="Run").click()
+    errors = page.locator("#builder-errors")
+    expect(errors).to_contain_text("Give both dates of the range")
+    expect(errors).to_contain_text("Filter 1: enter at least one value.")
+    expect(page.locator(".filter-row[data-row='1'][data-invalid]")).to_have_count(1)
+
+    page.fill("#date-to", MONTHS[1])
+    page.get_by_label("Filter 1 values").fill("urgent")
+    # A second row that would leave nothing (no type is called so), then removed again.
+    page.get_by_role("button", name="Add filter").click()
+    page.get_by_label("Filter 2 member").select_option("WorkOrders.type")
+    page.get_by_label("Filter 2 operator").select_option("equals")
+    page.get_by_label("Filter 2 values").fill("no such type")
+    expect(page.locator(".filter-row")).to_have_count(2)
+    page.get_by_role("button", name="Remove filter 2").click()
+    expect(page.locator(".filter-row")).to_have_count(1)
+
+    page.select_option("#chart-type", "line")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#builder-status")).to_contain_text("12 row(s) in", timeout=20_000)
+    expect(errors).to_be_hidden()
+    rows = page.locator("#result-table tbody tr")
+    expect(rows).to_have_count(12)
+    shown = {}
+    for text in rows.all_inner_texts():
+        month, kind, count = text.split("\t")
+        shown[(month[:10], kind)] = int(count)
+    assert shown == expected
+
+    chart = page.locator("#result-chart")
+    kinds = sorted({kind for _, kind in expected})
+    # Line: one trace per type, across the three months.
+    expect(chart.locator(".scatterlayer .trace")).to_have_count(len(kinds))
+    expect(chart.locator(".legendtext", has_text="corrective")).to_have_count(1)
+    # Bar and stacked: one bar trace per type, grouped or stacked.
+    for kind, mode in (("bar", "group"), ("stacked", "stack")):
+        page.select_option("#chart-type", kind)
+        expect(chart).to_have_attribute("data-chart", kind)
+        expect(chart.locator(".barlayer .trace")).to_have_count(len(kinds))
+        expect(chart.locator(".barlayer .point")).to_have_count(12)
+        assert chart.evaluate("node => node.layout.barmode") == mode
+    # Heatmap: one image of months by types.
+    page.select_option("#chart-type", "heatmap")
+    expect(chart.locator("g.hm image")).to_have_count(1)
+    assert chart.evaluate("node => node.data[0].z.length") == 3
+    assert chart.evaluate("node => node.data[0].x") == kinds
+    # Pivot: months down, types across, the counts in the cells.
+    page.select_option("#chart-type", "pivot")
+    expect(chart.locator("svg.main-svg")).to_have_count(0)
+    pivot = chart.locator("table.pivot")
+    expect(pivot.locator("thead th")).to_have_count(1 + len(kinds))
+    expect(pivot.locator("tbody tr")).to_have_count(3)
+    corrective = kinds.index("corrective") + 2  # the row header, then the types
+    first = pivot.locator(f"tbody tr:first-child td:nth-child({corrective})")
+    expect(first).to_have_text(str(expected[("2025-11-01", "corrective")]))
+    # Table: no chart, the rows below.
+    page.select_option("#chart-type", "table")
+    expect(chart).to_be_hidden()
+    expect(rows).to_have_count(12)
+
+    page.select_option("#chart-type", "stacked")
+    page.fill("#question-name", "Urgent work by month")
+    page.select_option("#save-dashboard", str(board_id))
+    page.get_by_role("button", name="Save question").click()
+    expect(page.locator("#save-status")).to_contain_text("Added to Plant board.")
+    expect(page.locator("#export-csv")).to_have_attribute("href", re.compile(r"export\.csv$"))
+    href = page.locator("#export-csv").get_attribute("href")
+    assert href is not None
+    download = page.request.get(href)
+    table = list(csv.reader(io.StringIO(download.body().decode("utf-8-sig"))))
+    assert {(month[:10], kind): int(count) for month, kind, count in table[1:]} == expected
+    with live_app.factory() as session:
+        (question,) = session.query(SavedQuestion).all()
+        assert question.chart == "stacked"
+        assert question.query["filters"] == [
+            {"member": "WorkOrders.priority", "operator": "equals", "values": ["urgent"]}
+        ]
+        assert question.query["timeDimensions"] == [
+            {"dimension": "WorkOrders.createdAt", "granularity": "month", "dateRange": list(MONTHS)}
+        ]
+
+    page.get_by_role("link", name="Plant board").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Plant board")
+    widget = page.locator(f".widget:has([data-question='{question.id}'])")
+    expect(widget.get_by_role("heading", level=2)).to_have_text("Urgent work by month")
+    plot = widget.locator(".widget-body")
+    expect(plot.locator(".barlayer .point")).to_have_count(12, timeout=20_000)
+    # A dashboard-wide range narrows every question: one month left.
+    page.select_option("#filter-preset", "between")
+    page.fill("#filter-from", "2025-12-01")
+    page.fill("#filter-to", "2025-12-31")
+    page.get_by_role("button", name="Apply").click()
+    expect(plot.locator(".barlayer .point")).to_have_count(len(kinds))
+    page.get_by_role("button", name="Save as the dashboard's range").click()
+    expect(page.locator("#dashboard-status")).to_have_text("Saved the dashboard's time range.")
+    with live_app.factory() as session:
+        saved = session.get(Dashboard, board_id)
+        assert saved is not None
+        assert saved.filters == {"dateRange": ["2025-12-01", "2025-12-31"]}
+        assert [i["question_id"] for i in saved.layout] == [question.id]
+
+
+def test_a_question_is_seen_by_the_roles_it_is_shared_with_only(
+    page: Page, live_app: LiveApp
+) -> None:
+    analyst = _user(live_app, "ana", Role.ANALYST)
+    _user(live_app, "tess", Role.TECHNICIAN)
+    _user(live_app, "max", Role.MAINTENANCE_MANAGER)
+    with live_app.factory() as session, session.begin():
+        session.add_all(
+            [
+                SavedQuestion(
+                    name="For technicians",
+                    query=QUERY,
+                    owner_id=analyst,
+                    chart="bar",
+                    shared_roles=["technician"],
+                ),
+                SavedQuestion(
+                    name="Analyst only", query=QUERY, owner_id=analyst, chart="bar", shared_roles=[]
+                ),
+            ]
+        )
+
+    _sign_in_as(page, "tess", "/analytics/questions")
+    names = page.locator("table.orders tbody td:first-child")
+    expect(names).to_have_text(["For technicians"])
+    page.get_by_role("link", name="For technicians").click()
+    # The model, the question and its answer load one after the other: slow on a busy machine.
+    expect(page.locator("#builder-status")).to_contain_text("row(s) in", timeout=20_000)
+    expect(page.locator("#result-chart .barlayer .trace")).to_have_count(1)
+    page.context.clear_cookies()
+
+    _sign_in_as(page, "max", "/analytics/questions")
+    expect(page.get_by_text("No saved questions yet.")).to_be_visible()
+    expect(page.get_by_text("Analyst only")).to_have_count(0)
+    expect(page.get_by_text("For technicians")).to_have_count(0)
+
+
+def test_a_dashboard_is_composed_exported_and_imported(
+    page: Page, live_app: LiveApp, tmp_path: Path
+) -> None:
+    with live_app.factory() as session, session.begin():
+        question = SavedQuestion(
+            name="Work by type", query=QUERY, owner_id=live_app.ids["user"], chart="bar"
+        )
+        board = Dashboard(name="Composed", owner_id=live_app.ids["user"], layout=[], filters={})
+        session.add_all([question, board])
+        session.flush()
+        question_id, board_id = question.id, board.id
+
+    live_app.sign_in(page, f"/analytics/dashboards/{board_id}")
+    expect(page.get_by_text("This dashboard is empty")).to_be_visible()
+    page.select_option("#question-pick", str(question_id))
+    page.get_by_role("button", name="Add question").click()
+    widget = page.locator(f".widget:has([data-question='{question_id}'])")
+    # the four work order types
+    expect(widget.locator(".barlayer .point")).to_have_count(4, timeout=20_000)
+    page.select_option("#sensor-pick", str(live_app.ids["sensor"]))
+    page.fill("#sensors-title", "Pump")
+    page.get_by_role("button", name="Add live widget").click()
+    sensors = page.locator(".widget:has([data-sensors])")
+    expect(sensors.get_by_role("heading", level=2)).to_have_text("Pump")
+    expect(sensors.locator(".live-values li")).to_have_text([re.compile("vibration")])
+    with live_app.factory() as session:
+        saved = session.get(Dashboard, board_id)
+        assert saved is not None
+        # The live widget took the free half of the first row, next to the question.
+        assert [(i["kind"], i["x"], i["y"], i["w"], i["h"]) for i in saved.layout] == [
+            ("question", 0, 0, 6, 4),
+            ("sensors", 6, 0, 6, 4),
+        ]
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Export JSON").click()
+    exported = tmp_path / "dashboard.json"
+    download_info.value.save_as(exported)
+    document = json.loads(exported.read_text())
+    assert [i["kind"] for i in document["dashboard"]["layout"]] == ["question", "sensors"]
+
+    page.get_by_role("button", name="Remove Pump").click()
+    expect(page.locator(".widget")).to_have_count(1)
+    with live_app.factory() as session:
+        saved = session.get(Dashboard, board_id)
+        assert saved is not None
+        assert [i["kind"] for i in saved.layout] == ["question"]
+
+    page.goto("/analytics/dashboards")
+    not_json = tmp_path / "notes.json"
+    not_json.write_text("these are not the dashboards you are looking for")
+    page.set_input_files("#import-file", not_json)
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#dashboards-status")).to_have_text(
+        "Not imported: the file is not JSON (export a dashboard with Export JSON)"
+    )
+    page.set_input_files("#import-file", exported)
+    page.get_by_role("button", name="Import").click()
+    expect(page).not_to_have_url(re.compile(rf"/analytics/dashboards/({board_id})?$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Composed")
+    expect(page.locator(".widget .barlayer .point")).to_have_count(4, timeout=20_000)
+    expect(page.locator(".widget:has([data-sensors]) h2")).to_have_text("Pump")
+    with live_app.factory() as session:
+        assert session.query(Dashboard).count() == 2
+        assert session.query(SavedQuestion).count() == 2

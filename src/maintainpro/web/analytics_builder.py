@@ -11,7 +11,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from maintainpro.analytics.dashboards.rules import CHART_TYPES, SHAREABLE_ROLES, DashboardError
+from maintainpro.analytics.dashboards.rules import (
+    CHART_TYPES,
+    DATE_PRESETS,
+    SHAREABLE_ROLES,
+    DashboardError,
+    may_change,
+)
 from maintainpro.analytics.dashboards.store import (
     dashboard_for,
     visible_dashboards,
@@ -33,7 +39,9 @@ def questions_page(request: Request, db: SessionDep, user: PageUser) -> HTMLResp
 
 
 @router.get("/analytics/questions/new")
-def builder_page(request: Request, user: PageUser, question: int | None = None) -> HTMLResponse:
+def builder_page(
+    request: Request, db: SessionDep, user: PageUser, question: int | None = None
+) -> HTMLResponse:
     """The query builder (``?question=ID`` opens a saved question in it)."""
     return render(
         request,
@@ -42,6 +50,9 @@ def builder_page(request: Request, user: PageUser, question: int | None = None) 
         question_id=question,
         charts=CHART_TYPES,
         roles=SHAREABLE_ROLES,
+        date_presets=DATE_PRESETS,
+        # A saved question can be put straight onto a dashboard the user may change.
+        dashboards=[d for d in visible_dashboards(db, user) if may_change(d.owner_id, user)],
     )
 
 
@@ -78,6 +89,8 @@ def dashboard_page(
         user,
         dashboard=dashboard,
         questions=visible_questions(db, user),
+        roles=SHAREABLE_ROLES,
+        date_presets=DATE_PRESETS,
         sensors=[
             {
                 "id": s.id,
@@ -86,5 +99,5 @@ def dashboard_page(
             }
             for s in sensors
         ],
-        can_change=dashboard.owner_id == user.id or user.role.value == "admin",
+        can_change=may_change(dashboard.owner_id, user),
     )

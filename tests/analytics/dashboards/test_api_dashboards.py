@@ -34,6 +34,7 @@ MONTHLY = {
     ],
 }
 SCRIPT = "<script>alert(1)</script>"
+PREVIEW = "/api/v1/questions/preview"
 
 
 def _per_site(built: Built) -> dict[str, int]:
@@ -313,3 +314,107 @@ def test_a_page_session_must_send_its_csrf_token_to_change_anything(
     saved = client.post("/api/v1/questions", json=body, headers={"X-CSRF-Token": csrf})
     assert saved.status_code == 201, saved.text
     assert client.get("/api/v1/questions/meta").json()["cubes"]
+
+
+def test_a_refused_filter_or_time_range_is_named_by_its_place(
+    client: TestClient, admin_headers: dict[str, str], built: Built
+) -> None:
+    good = {"member": "WorkOrders.type", "operator": "equals", "values": ["corrective"]}
+    not_a_number = {"member": "WorkOrders.count", "operator": "gt", "values": ["many"]}
+    cases = [
+        ({**BY_SITE, "filters": [good, not_a_number]}, "filters[1]: "),
+        ({**BY_SITE, "filters": [{**good, "operator": "gt"}, good]}, "filters[0]: "),
+        (
+            {**MONTHLY, "timeDimensions": [{**MONTHLY["timeDimensions"][0], "dateRange": "soon"}]},
+            "timeDimensions[0]: ",
+        ),
+    ]
+    for query, place in cases:
+        preview = client.post(
+            "/api/v1/questions/preview", json={"query": query}, headers=admin_headers
+        )
+        assert preview.status_code == 422, preview.text
+        assert preview.json()["detail"].startswith(place), preview.text
+        saved = client.post(
+            "/api/v1/questions", json={"name": "Q", "query": query}, headers=admin_headers
+        )
+        assert saved.status_code == 422
+        assert saved.json()["detail"] == preview.json()["detail"]
+    # A query wrong outside its filters is not pinned on a filter.
+    unknown = {"measures": ["WorkOrders.nope"], "filters": [good]}
+    answer = client.post(
+        "/api/v1/questions/preview", json={"query": unknown}, headers=admin_headers
+    )
+    assert answer.json()["detail"] == "unknown measure WorkOrders.nope"
+    # Both rows right: the preview answers with both applied.
+    both = {**BY_SITE, "filters": [good, {**not_a_number, "values": ["0"]}]}
+    ok = client.post(PREVIEW, json={"query": both}, headers=admin_headers)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["query"]["filters"] != []
+
+
+def test_a_refresh_interval_is_off_or_at_least_five_seconds(
+    client: TestClient, admin_headers: dict[str, str], built: Built
+) -> None:
+    for seconds, status in ((0, 201), (3, 422), (5, 201), (86_401, 422)):
+        body = {"name": f"Every {seconds}", "refresh_s": seconds}
+        response = client.post("/api/v1/dashboards", json=body, headers=admin_headers)
+        assert response.status_code == status, (seconds, response.text)
+        if status == 422:
+            assert "refresh_s" in response.json()["detail"]
+
+
+def test_a_refresh_uses_the_saved_range_unless_told_otherwise(
+    client: TestClient, admin_headers: dict[str, str], built: Built
+) -> None:
+    monthly = _save(client, admin_headers, query=MONTHLY, chart="line", name="Monthly")
+    layout = [{"kind": "question", "question_id": monthly["id"], "x": 0, "y": 0}]
+    body = {"name": "Old", "layout": layout, "filters": {"dateRange": ["2020-01-01", "2020-01-31"]}}
+    board = client.post("/api/v1/dashboards", json=body, headers=admin_headers).json()
+    url = f"/api/v1/dashboards/{board['id']}/refresh"
+    saved = client.post(url, headers=admin_headers).json()
+    assert saved["dateRange"] == ["2020-01-01", "2020-01-31"]
+    assert saved["widgets"][str(monthly["id"])]["answer"]["data"] == []
+    # null: each question's own range (MONTHLY covers every work order).
+    own = client.post(url, json={"dateRange": None}, headers=admin_headers).json()
+    assert own["dateRange"] is None
+    rows = own["widgets"][str(monthly["id"])]["answer"]["data"]
+    assert sum(r["WorkOrders.count"] for r in rows) == sum(_per_site(built).values())
+    bad = client.post(url, json={"dateRange": "whenever"}, headers=admin_headers)
+    assert bad.status_code == 422
+    assert bad.json()["detail"] == "filters.dateRange is not a date range the model reads"
+
+
+def test_an_import_says_what_is_wrong(
+    client: TestClient, admin_headers: dict[str, str], built: Built
+) -> None:
+    question = _save(client, admin_headers)
+    layout = [{"kind": "question", "question_id": question["id"], "x": 0, "y": 0}]
+    board = client.post(
+        "/api/v1/dashboards", json={"name": "B", "layout": layout}, headers=admin_headers
+    ).json()
+    good = client.get(f"/api/v1/dashboards/{board['id']}/export", headers=admin_headers).json()
+    dashboard = good["dashboard"]
+    cases: list[tuple[Any, str]] = [
+        (
+            {"format": "csv"},
+            "this is not a dashboard export (format must be maintainpro.dashboard)",
+        ),
+        ({**good, "dashboard": {**dashboard, "refresh_s": 2}}, "dashboard.refresh_s: "),
+        (
+            {**good, "dashboard": {**dashboard, "layout": [{**dashboard["layout"][0], "w": 13}]}},
+            "dashboard.layout[0].w: ",
+        ),
+        (
+            {**good, "dashboard": {**dashboard, "layout": [{**dashboard["layout"][0], "x": 10}]}},
+            "layout[0] reaches past column 12",
+        ),
+        (
+            {**good, "dashboard": {**dashboard, "layout": []}},
+            "questions[0] is on no item of the layout",
+        ),
+    ]
+    for document, message in cases:
+        response = client.post("/api/v1/dashboards/import", json=document, headers=admin_headers)
+        assert response.status_code == 422, response.text
+        assert message in response.json()["detail"], response.text

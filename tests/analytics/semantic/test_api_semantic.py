@@ -6,13 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from analytics.semantic.cube_world import Built
 from analytics.test_lineage import check_run_event, events_in
 from conftest import MakeUser
 from maintainpro.analytics.access import access_ledger
+from maintainpro.analytics.semantic.answering import Unanswered, answer_query
+from maintainpro.analytics.semantic.model import default_model
 from maintainpro.analytics.warehouse import connect
+from maintainpro.config import Settings
 from maintainpro.core.users import Role
 from support import bearer
 
@@ -212,3 +216,29 @@ def test_the_refresh_after_the_etl_emitted_lineage_for_every_pre_aggregation(
         states.setdefault(event["job"]["name"], []).append(event["eventType"])
     assert set(map(tuple, states.values())) == {("START", "COMPLETE")}
     assert "cube.preagg_work_orders_daily" in states
+
+
+def test_answer_query_answers_as_load_does_without_http(
+    client: TestClient, make_user: MakeUser, settings: Settings, built: Built, tmp_path: Path
+) -> None:
+    user, token = make_user(Role.MAINTENANCE_MANAGER, site_id=built.ids["site_b"])
+    ledger = access_ledger(client.app.state)
+    body = answer_query(settings, default_model(), user, BY_SITE, ledger=ledger)
+    over_http = client.post(LOAD, json={"query": BY_SITE}, headers=bearer(token)).json()
+    assert body["data"] == over_http["data"]
+    assert set(_counts(body)) == {"S2"}
+    with pytest.raises(Unanswered) as refused:
+        answer_query(settings, default_model(), user, {"measures": ["Spend.amount"]}, ledger=ledger)
+    assert (refused.value.status, refused.value.title) == (403, "Forbidden")
+    bad = {"measures": ["WorkOrders.nope"]}
+    with pytest.raises(Unanswered) as unknown:
+        answer_query(settings, default_model(), user, bad, ledger=ledger)
+    assert (unknown.value.status, unknown.value.detail) == (400, "unknown measure WorkOrders.nope")
+    nowhere = settings.model_copy(update={"warehouse_path": tmp_path / "none.duckdb"})
+    with pytest.raises(Unanswered) as missing:
+        answer_query(nowhere, default_model(), user, BY_SITE, ledger=ledger)
+    assert missing.value.status == 503
+    assert missing.value.retry_after_s is None
+    (stats,) = access_ledger(client.app.state).connections(channel="cube")
+    assert stats.user_id == user.id
+    assert (stats.requests, stats.errors) == (5, 3)

@@ -14,9 +14,16 @@ import json
 import re
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
-from maintainpro.analytics.access import site_scope
+from maintainpro.analytics.semantic.answering import access_of
 from maintainpro.analytics.semantic.model import SemanticModel
 from maintainpro.analytics.semantic.plan import Access, plan_query
 from maintainpro.analytics.semantic.query import QueryError, parse_query
@@ -25,6 +32,23 @@ from maintainpro.api.fields import Name
 from maintainpro.core.users import Role, User
 
 CHART_TYPES: Final = ("table", "line", "bar", "stacked", "heatmap", "pivot")
+# Relative ranges offered by the builder and the dashboards (phrases the semantic layer reads).
+DATE_PRESETS: Final = (
+    "today",
+    "yesterday",
+    "last 7 days",
+    "last 30 days",
+    "last 90 days",
+    "last 12 months",
+    "this week",
+    "last week",
+    "this month",
+    "last month",
+    "this quarter",
+    "last quarter",
+    "this year",
+    "last year",
+)
 GRID_COLUMNS: Final = 12
 MAX_ROWS: Final = 200
 MAX_ITEMS: Final = 60
@@ -47,6 +71,15 @@ RoleName = Literal["admin", "maintenance_manager", "technician", "procurement", 
 Description = Annotated[str, StringConstraints(max_length=2000)]
 DateText = Annotated[str, StringConstraints(max_length=40)]
 DateRange = DateText | Annotated[list[DateText], Field(min_length=2, max_length=2)] | None
+
+
+def _refresh_interval(seconds: int) -> int:
+    if 0 < seconds < MIN_REFRESH_S:
+        raise ValueError(f"refresh_s is 0 (off) or at least {MIN_REFRESH_S} seconds")
+    return seconds
+
+
+RefreshSeconds = Annotated[int, Field(ge=0, le=MAX_REFRESH_S), AfterValidator(_refresh_interval)]
 
 
 class DashboardError(ValueError):
@@ -115,13 +148,18 @@ class DashboardIn(StrictModel):
     description: Description = ""
     layout: Annotated[list[Item], Field(max_length=MAX_ITEMS)] = []
     filters: Filters = Filters()
-    refresh_s: Annotated[int, Field(ge=0, le=MAX_REFRESH_S)] = 0
+    refresh_s: RefreshSeconds = 0
     shared_roles: Annotated[list[RoleName], Field(max_length=len(SHAREABLE_ROLES))] = []
+
+
+_ITEM_KINDS: Final = frozenset({"question", "sensors"})
 
 
 def _where(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
-    for part in loc:
+    for index, part in enumerate(loc):
+        if index and isinstance(loc[index - 1], int) and part in _ITEM_KINDS:
+            continue  # pydantic names the kind of a layout item; the index says which item
         if isinstance(part, int):
             parts.append(f"[{part}]")
         elif _PLAIN.match(str(part)):
@@ -147,19 +185,48 @@ def parse_model(model: type[M], raw: Any, what: str) -> M:
         raise DashboardError(f"invalid {what}: " + "; ".join(lines[:5])) from None
 
 
-def access_of(user: User) -> Access:
-    """The semantic layer's view of a user: permissions and the sites it may see."""
-    return Access(user.permissions, site_scope(user))
+def _plans(model: SemanticModel, raw: dict[str, Any], access: Access, today: dt.date) -> bool:
+    try:
+        plan_query(model, parse_query(raw), access, today)
+    except QueryError:
+        return False
+    return True
+
+
+def _failing_part(
+    model: SemanticModel, raw: dict[str, Any], access: Access, today: dt.date
+) -> str | None:
+    """Which filter or time dimension a refused query fails on, when one part alone does."""
+    # Each part is tried on the query without the other parts of its kind, so the message can
+    # name the builder's row ("filters[1]") rather than only the member.
+    bare = {k: v for k, v in raw.items() if k not in ("filters", "timeDimensions", "order")}
+    if not _plans(model, bare, access, today):
+        return None
+    for key in ("timeDimensions", "filters"):
+        parts = raw.get(key)
+        if not isinstance(parts, list):
+            continue
+        for index, part in enumerate(parts):
+            if not _plans(model, {**bare, key: [part]}, access, today):
+                return f"{key}[{index}]"
+    return None
 
 
 def check_query(model: SemanticModel, raw: dict[str, Any], user: User, today: dt.date) -> None:
-    """Refuse a query the semantic layer would not answer for this user (422, or 403)."""
+    """Refuse a query the semantic layer would not answer for this user (422, or 403).
+
+    A refused filter or time dimension is named by its place (``filters[1]: ...``).
+    """
     if len(json.dumps(raw, default=str)) > MAX_QUERY_TEXT:
         raise DashboardError(f"the query is longer than {MAX_QUERY_TEXT} characters")
+    access = access_of(user)
     try:
-        plan_query(model, parse_query(raw), access_of(user), today)
+        plan_query(model, parse_query(raw), access, today)
     except QueryError as exc:
-        raise DashboardError(str(exc), 403 if exc.status == 403 else 422) from None
+        if exc.status == 403:
+            raise DashboardError(str(exc), 403) from None
+        where = _failing_part(model, raw, access, today)
+        raise DashboardError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def check_date_range(value: str | list[str] | None, today: dt.date) -> None:

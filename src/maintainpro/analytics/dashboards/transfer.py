@@ -28,6 +28,7 @@ from maintainpro.analytics.dashboards.rules import (
     GridCell,
     QuestionIn,
     QuestionItem,
+    RefreshSeconds,
     RoleName,
     SensorItem,
     StrictModel,
@@ -72,7 +73,7 @@ class ExportedDashboard(StrictModel):
     description: Description = ""
     layout: Annotated[list[ExportedItem], Field(max_length=MAX_ITEMS)] = []
     filters: Filters = Filters()
-    refresh_s: Annotated[int, Field(ge=0, le=86_400)] = 0
+    refresh_s: RefreshSeconds = 0
     shared_roles: Annotated[list[RoleName], Field(max_length=len(SHAREABLE_ROLES))] = []
 
 

@@ -6,25 +6,26 @@ query, else from the facts. Every answer holds only the rows of the caller's sit
 as every BI channel: ``analytics.access``) and every request, answered or refused, is recorded in
 the BI access audit (channel ``cube``). ``GET /semantic/meta`` lists the cubes the caller may
 read, with measures, dimensions, hierarchies, titles and types, for a query builder.
+The answering itself (warehouse, site scope, audit) is ``answering.answer_query``; this module
+gives it the app's model and audit ledger and turns its refusals into problem details.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import time
 from typing import Annotated, Any, Final
 
-import duckdb
 from fastapi import APIRouter, Body, Query, Request
 
-from maintainpro.analytics.access import AccessEvent, access_ledger, record_access, site_scope
-from maintainpro.analytics.semantic.load import Answer, answer
+from maintainpro.analytics.access import access_ledger
+from maintainpro.analytics.semantic.answering import (
+    Unanswered,
+    access_of,
+    answer_query,
+    record_refusal,
+)
 from maintainpro.analytics.semantic.meta import meta
 from maintainpro.analytics.semantic.model import SemanticModel, default_model
-from maintainpro.analytics.semantic.plan import Access
-from maintainpro.analytics.semantic.query import QueryError
-from maintainpro.analytics.warehouse import WarehouseError, open_read_only, warehouse_file
 from maintainpro.api.deps import CurrentUser, SettingsDep
 from maintainpro.api.problems import Problem
 from maintainpro.config import Settings
@@ -32,10 +33,7 @@ from maintainpro.core.users import User
 
 router = APIRouter(prefix="/semantic", tags=["analytics"])
 
-CHANNEL: Final = "cube"
-RETRY_AFTER_S: Final = "30"
 MAX_QUERY_TEXT: Final = 16_384
-MAX_LOGGED_QUERY: Final = 2_000
 
 
 def semantic_model(request: Request) -> SemanticModel:
@@ -44,91 +42,26 @@ def semantic_model(request: Request) -> SemanticModel:
     return model if isinstance(model, SemanticModel) else default_model()
 
 
-def _access(user: User) -> Access:
-    return Access(user.permissions, site_scope(user))
+def problem_of(refusal: Unanswered) -> Problem:
+    """A refused query as problem details (with ``Retry-After`` when the warehouse is busy)."""
+    headers = None
+    if refusal.retry_after_s is not None:
+        headers = {"Retry-After": str(refusal.retry_after_s)}
+    return Problem(refusal.status, refusal.detail, title=refusal.title, headers=headers)
 
 
-def _audit(
-    request: Request,
-    user: User,
-    dataset: str,
-    query: str,
-    began: float,
-    *,
-    status: int,
-    rows: int = 0,
-    error: str | None = None,
-    source: str | None = None,
-) -> None:
-    options = {"query": query[:MAX_LOGGED_QUERY]}
-    if source is not None:
-        options["source"] = source
-    record_access(
-        access_ledger(request.app.state),
-        AccessEvent(
-            channel=CHANNEL,
-            dataset=dataset,
-            user_id=user.id,
-            username=user.username,
-            credential_id=None,
-            credential_name=None,
-            options=options,
-            rows=rows,
-            duration_ms=(time.perf_counter() - began) * 1000,
-            status=status,
-            error=error,
-        ),
-    )
-
-
-def _open(settings: Settings) -> duckdb.DuckDBPyConnection:
-    busy = {"Retry-After": RETRY_AFTER_S}
+def answer_for(request: Request, settings: Settings, user: User, raw: Any) -> dict[str, Any]:
+    """``answer_query`` for a request: the app's model and audit ledger, refusals as problems."""
     try:
-        return open_read_only(settings)
-    except WarehouseError as exc:
-        if not warehouse_file(settings).exists():
-            raise Problem(503, "the warehouse has not been built yet") from exc
-        raise Problem(503, "the warehouse is being written; try again", headers=busy) from exc
-    except duckdb.Error as exc:
-        raise Problem(503, "the warehouse cannot be opened now; try again", headers=busy) from exc
-
-
-def _answer(request: Request, settings: Settings, user: User, raw: Any) -> dict[str, Any]:
-    began = time.perf_counter()
-    logged = json.dumps(raw, default=str)[:MAX_LOGGED_QUERY]
-    try:
-        connection = _open(settings)
-        try:
-            result: Answer = answer(
-                connection,
-                semantic_model(request),
-                raw,
-                _access(user),
-                today=dt.datetime.now(dt.UTC).date(),
-            )
-        finally:
-            connection.close()
-    except QueryError as exc:
-        _audit(request, user, "-", logged, began, status=exc.status, error=str(exc))
-        title = "Forbidden" if exc.status == 403 else "Invalid query"
-        raise Problem(exc.status, str(exc), title=title) from exc
-    except Problem as problem:
-        _audit(request, user, "-", logged, began, status=problem.status, error=problem.detail)
-        raise
-    except Exception as exc:
-        _audit(request, user, "-", logged, began, status=500, error=type(exc).__name__)
-        raise
-    _audit(
-        request,
-        user,
-        result.cube,
-        logged,
-        began,
-        status=200,
-        rows=result.rows,
-        source=result.source,
-    )
-    return result.body
+        return answer_query(
+            settings,
+            semantic_model(request),
+            user,
+            raw,
+            ledger=access_ledger(request.app.state),
+        )
+    except Unanswered as refusal:
+        raise problem_of(refusal) from None
 
 
 def _unwrap(body: Any) -> Any:
@@ -146,7 +79,7 @@ def load_post(
     body: Annotated[Any, Body(description='{"query": {...}} in Cube\'s query format')],
 ) -> dict[str, Any]:
     """Answer a query (measures, dimensions, timeDimensions, filters, order, limit)."""
-    return _answer(request, settings, user, _unwrap(body))
+    return answer_for(request, settings, user, _unwrap(body))
 
 
 @router.get("/load")
@@ -160,13 +93,13 @@ def load_get(
     try:
         raw = json.loads(query)
     except ValueError:
-        began = time.perf_counter()
-        _audit(request, user, "-", "(not JSON)", began, status=400, error="query is not JSON")
+        ledger = access_ledger(request.app.state)
+        record_refusal(ledger, user, "(not JSON)", 400, "query is not JSON")
         raise Problem(400, "the query parameter is not JSON", title="Invalid query") from None
-    return _answer(request, settings, user, _unwrap(raw))
+    return answer_for(request, settings, user, _unwrap(raw))
 
 
 @router.get("/meta")
 def meta_get(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The cubes the caller may query: measures, dimensions, hierarchies, joins."""
-    return meta(semantic_model(request), _access(user))
+    return meta(semantic_model(request), access_of(user))

@@ -2,8 +2,9 @@
 
 Callers sign in with a bearer token or, from the pages, with the session cookie; a session
 request that changes something must carry the page's CSRF token in ``X-CSRF-Token``. Questions
-run through the semantic layer as the caller (``semantic.routes``), so a site-bound user sees
-its site's rows of a question shared by anyone, and the BI access audit records every run.
+run through the semantic layer as the caller (``semantic.answering.answer_query``, the code
+behind ``/semantic/load``), so a site-bound user sees its site's rows of a question shared by
+anyone, and the BI access audit records every run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from maintainpro.analytics.dashboards.rules import (
     DashboardError,
     DashboardIn,
     QuestionIn,
-    access_of,
     check_date_range,
     check_query,
     may_view,
@@ -42,8 +42,9 @@ from maintainpro.analytics.dashboards.store import (
 )
 from maintainpro.analytics.dashboards.tables import XLSX_MIME, csv_bytes, xlsx_bytes
 from maintainpro.analytics.dashboards.transfer import export_dashboard, import_dashboard
+from maintainpro.analytics.semantic.answering import access_of
 from maintainpro.analytics.semantic.meta import meta
-from maintainpro.analytics.semantic.routes import _answer, semantic_model
+from maintainpro.analytics.semantic.routes import answer_for, semantic_model
 from maintainpro.api.deps import SessionDep, SettingsDep, get_current_user
 from maintainpro.api.problems import Problem
 from maintainpro.config import Settings
@@ -123,20 +124,23 @@ def run_query(
     request: Request, settings: Settings, user: User, query: dict[str, Any]
 ) -> dict[str, Any]:
     """Answer a query as this user (site scope, permissions, audit) through the semantic layer."""
-    return _answer(request, settings, user, query)
+    return answer_for(request, settings, user, query)
 
 
-def _date_override(body: Any) -> str | list[str] | None:
+def _date_override(body: Any) -> tuple[bool, str | list[str] | None]:
+    """Whether the body sends a ``dateRange``, and it (a phrase, two dates or null)."""
     if body is None:
-        return None
+        return False, None
     if not isinstance(body, dict) or set(body) - {"dateRange"}:
         raise Problem(422, 'the body is {"dateRange": ...} or empty', title="Invalid input")
-    value = body.get("dateRange")
+    if "dateRange" not in body:
+        return False, None
+    value = body["dateRange"]
     if value is None or isinstance(value, str):
-        return value
+        return True, value
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
-        return [str(v) for v in value]
-    raise Problem(422, "dateRange is a phrase or two dates", title="Invalid input")
+        return True, [str(v) for v in value]
+    raise Problem(422, "dateRange is a phrase, two dates or null", title="Invalid input")
 
 
 # ------------------------------------------------------------------------------ questions
@@ -248,7 +252,8 @@ def run_question(
     body: Annotated[Any, Body()] = None,
 ) -> dict[str, Any]:
     """Answer a saved question for the caller (its sites only), optionally for another range."""
-    question, answer = _run_saved(request, settings, db, user, question_id, _date_override(body))
+    _, override = _date_override(body)
+    question, answer = _run_saved(request, settings, db, user, question_id, override)
     return {"question": _question(question, user), "answer": answer}
 
 
@@ -385,14 +390,17 @@ def refresh_dashboard(
 ) -> dict[str, Any]:
     """Every question of the dashboard answered for the caller, with the dashboard's filters.
 
-    A question the caller may not open, or that fails, gives that widget an error, not the page.
+    A body ``{"dateRange": ...}`` replaces the dashboard's range for this refresh (null: each
+    question's own range). A question the caller may not open, or that fails, gives that
+    widget an error, not the page.
     """
     try:
         dashboard = dashboard_for(db, user, dashboard_id)
     except DashboardError as exc:
         raise _fail(exc) from None
-    override = _date_override(body)
-    date_range = override if override is not None else dashboard.filters.get("dateRange")
+    # No body: the dashboard's own range; {"dateRange": null}: each question's own range.
+    sent, override = _date_override(body)
+    date_range = override if sent else dashboard.filters.get("dateRange")
     try:
         check_date_range(date_range, _today())
     except DashboardError as exc:

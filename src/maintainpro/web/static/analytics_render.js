@@ -72,28 +72,41 @@
     target.replaceChildren(table);
   }
 
-  // Rows = first grouping column, columns = second, cells = first measure.
+  // Decimals (money) come as strings so no digit is lost; a chart needs numbers.
+  function num(value) {
+    if (value === null || value === undefined || value === "") { return null; }
+    var n = Number(value);
+    return isFinite(n) ? n : null;
+  }
+
+  // Rows = every grouping column but the last (joined), columns = the last one and cells = the
+  // first measure; with one grouping column (or none), a column per measure.
   function pivot(answer) {
     var cols = columns(answer);
     var groups = cols.filter(function (c) { return c.role !== "measure"; });
-    var measure = cols.filter(function (c) { return c.role === "measure"; })[0];
-    var rowKey = groups[0], colKey = groups[1];
-    var rows = [], across = [], values = {};
-    (answer.data || []).forEach(function (r) {
-      var rv = rowKey ? cell(r[rowKey.key]) : "";
-      var cv = colKey ? cell(r[colKey.key]) : (measure ? measure.title : "");
+    var measures = cols.filter(function (c) { return c.role === "measure"; });
+    var across = groups.length > 1 ? groups[groups.length - 1] : null;
+    var down = across ? groups.slice(0, -1) : groups;
+    var rows = [], heads = [], values = {};
+    function put(rv, cv, value) {
       if (rows.indexOf(rv) < 0) { rows.push(rv); }
-      if (across.indexOf(cv) < 0) { across.push(cv); }
-      values[rv + "\u0000" + cv] = measure ? r[measure.key] : null;
+      if (heads.indexOf(cv) < 0) { heads.push(cv); }
+      values[rv + "\u0000" + cv] = value;
+    }
+    (answer.data || []).forEach(function (r) {
+      var rv = down.map(function (g) { return cell(r[g.key]); }).join(" \u00b7 ");
+      if (across) { put(rv, cell(r[across.key]), measures.length ? r[measures[0].key] : null); }
+      else { measures.forEach(function (m) { put(rv, m.title, r[m.key]); }); }
     });
-    return { rowKey: rowKey, colKey: colKey, measure: measure, rows: rows, across: across, values: values };
+    var title = down.map(function (g) { return g.title; }).join(" \u00b7 ");
+    return { title: title, measure: measures[0], rows: rows, across: heads, values: values };
   }
 
   function renderPivot(target, answer) {
     var p = pivot(answer);
-    var table = el("table");
+    var table = el("table", undefined, "pivot");
     var head = table.createTHead().insertRow();
-    var corner = el("th", p.rowKey ? p.rowKey.title : ""); corner.scope = "col"; head.appendChild(corner);
+    var corner = el("th", p.title); corner.scope = "col"; head.appendChild(corner);
     p.across.forEach(function (c) { var th = el("th", c); th.scope = "col"; head.appendChild(th); });
     var body = table.createTBody();
     p.rows.forEach(function (r) {
@@ -104,9 +117,16 @@
     target.replaceChildren(table);
   }
 
+  // Plotly keeps state on its element: purge it before the element shows something else.
+  function clearChart(target) {
+    if (window.Plotly && target.classList.contains("js-plotly-plot")) { window.Plotly.purge(target); }
+    target.replaceChildren();
+  }
+
   function renderChart(target, answer, chart) {
-    if (chart === "table") { target.replaceChildren(); renderTable(target, answer); return; }
-    if (chart === "pivot") { target.replaceChildren(); renderPivot(target, answer); return; }
+    clearChart(target);
+    if (chart === "table") { renderTable(target, answer); return; }
+    if (chart === "pivot") { renderPivot(target, answer); return; }
     var cols = columns(answer);
     var groups = cols.filter(function (c) { return c.role !== "measure"; });
     var measures = cols.filter(function (c) { return c.role === "measure"; });
@@ -116,31 +136,54 @@
     if (chart === "heatmap") {
       var p = pivot(answer);
       traces.push({ type: "heatmap", x: p.across, y: p.rows, colorscale: "Blues",
-        z: p.rows.map(function (r) { return p.across.map(function (c) { return p.values[r + "\u0000" + c]; }); }) });
+        z: p.rows.map(function (r) { return p.across.map(function (c) { return num(p.values[r + "\u0000" + c]); }); }) });
+      layout.yaxis = { type: "category", automargin: true };
+      layout.xaxis = { type: "category", automargin: true };
     } else {
       var x = groups[0];
       var series = groups[1];
-      var type = chart === "line" ? "scatter" : "bar";
+      var line = chart === "line";
+      var trace = function (name, rows, measure) {
+        var t = { type: line ? "scatter" : "bar", name: name,
+          x: rows.map(function (r) { return x ? r[x.key] : measure.title; }),
+          y: rows.map(function (r) { return num(r[measure.key]); }) };
+        if (line) { t.mode = "lines+markers"; }
+        return t;
+      };
       if (series && measures.length) {
         var names = [];
         data.forEach(function (r) { var s = cell(r[series.key]); if (names.indexOf(s) < 0) { names.push(s); } });
         names.forEach(function (name) {
-          var rows = data.filter(function (r) { return cell(r[series.key]) === name; });
-          traces.push({ type: type, mode: "lines+markers", name: name,
-            x: rows.map(function (r) { return x ? r[x.key] : ""; }),
-            y: rows.map(function (r) { return r[measures[0].key]; }) });
+          traces.push(trace(name, data.filter(function (r) { return cell(r[series.key]) === name; }), measures[0]));
         });
       } else {
-        measures.forEach(function (m) {
-          traces.push({ type: type, mode: "lines+markers", name: m.title,
-            x: data.map(function (r) { return x ? r[x.key] : m.title; }),
-            y: data.map(function (r) { return r[m.key]; }) });
-        });
+        measures.forEach(function (m) { traces.push(trace(m.title, data, m)); });
       }
-      layout.barmode = chart === "stacked" ? "stack" : "group";
+      if (!line) { layout.barmode = chart === "stacked" ? "stack" : "group"; }
+      if (x && x.role !== "time") { layout.xaxis = { type: "category", automargin: true }; }
     }
-    window.Plotly.react(target, traces, layout, { responsive: true, displaylogo: false });
+    window.Plotly.newPlot(target, traces, layout, { responsive: true, displaylogo: false });
   }
 
-  window.MPAnalytics = { api: api, columns: columns, renderTable: renderTable, renderChart: renderChart, el: el };
+  // The first place, row by row from the top left, where a w x h item fits a 12-column grid.
+  function freeSpot(layout, w, h) {
+    var taken = {};
+    layout.forEach(function (item) {
+      for (var y = item.y; y < item.y + item.h; y += 1) {
+        for (var x = item.x; x < item.x + item.w; x += 1) { taken[x + "," + y] = true; }
+      }
+    });
+    function fits(x0, y0) {
+      for (var y = y0; y < y0 + h; y += 1) {
+        for (var x = x0; x < x0 + w; x += 1) { if (taken[x + "," + y]) { return false; } }
+      }
+      return true;
+    }
+    for (var y0 = 0; ; y0 += 1) {
+      for (var x0 = 0; x0 + w <= 12; x0 += 1) { if (fits(x0, y0)) { return { x: x0, y: y0 }; } }
+    }
+  }
+
+  window.MPAnalytics = { api: api, columns: columns, renderTable: renderTable, renderChart: renderChart,
+    clearChart: clearChart, freeSpot: freeSpot, el: el };
 })();
