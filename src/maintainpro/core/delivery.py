@@ -242,14 +242,17 @@ class Mailer:
         body: str,
         *,
         attachments: Sequence[tuple[str, str, bytes]] = (),
+        html: str | None = None,
     ) -> None:
-        """Send one plain-text message with optional (filename, mime type, bytes) attachments;
-        raises DeliveryError on failure."""
+        """Send one plain-text message (with an HTML alternative when given) and optional
+        (filename, mime type, bytes) attachments; raises DeliveryError on failure."""
         message = EmailMessage()
         message["From"] = self._settings.smtp_from
         message["To"] = to
         message["Subject"] = subject
         message.set_content(body)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
         for filename, mime, data in attachments:
             maintype, _, subtype = mime.partition("/")
             message.add_attachment(

@@ -1,4 +1,5 @@
-"""Report fixtures: the two-site world, a real SMTP server, a clock the tests move."""
+"""Report fixtures: the two-site world, a real SMTP server, a synthetic warehouse, a clock the
+tests move."""
 
 from __future__ import annotations
 
@@ -6,14 +7,28 @@ import datetime as dt
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy.orm import Session
 
 from analytics.reports.report_world import World, build
+from maintainpro.analytics.semantic.synthetic import SyntheticPlant, populate
+from maintainpro.analytics.warehouse import DuckDbWarehouse
 from maintainpro.config import Settings
 from peers import Inbox
+
+PLANT = SyntheticPlant(start=dt.date(2026, 1, 1), days=90, work_orders_per_day=6)
+
+
+@pytest.fixture
+def warehouse_settings(settings: Settings, warehouse_path: Path) -> Settings:
+    """Settings pointing at a synthetic warehouse of January to March 2026."""
+    with DuckDbWarehouse(warehouse_path) as target:
+        target.ensure_schema()
+        populate(target.connection, PLANT)
+    return settings.model_copy(update={"warehouse_path": warehouse_path})
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Reading what the SMTP server received: recipients, the text part, attachments."""
+"""Reading what the SMTP server received: recipients, the text and HTML parts, attachments."""
 
 from __future__ import annotations
 
@@ -30,6 +30,16 @@ def text_of(message: Message) -> str:
             assert isinstance(payload, bytes)
             return payload.decode(part.get_content_charset() or "utf-8")
     raise AssertionError("no text part")
+
+
+def html_of(message: Message) -> str:
+    """The HTML alternative of the body."""
+    for part in message.walk():
+        if part.get_content_type() == "text/html" and not part.get_filename():
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    raise AssertionError("no HTML part")
 
 
 def attachments(message: Message) -> dict[str, tuple[str, bytes]]:

@@ -94,6 +94,7 @@ def test_a_report_is_defined_scheduled_addressed_and_removed(
         "supplier_scorecards",
         "spend",
         "saved_query",
+        "dashboard",
     }
     assert client.delete(f"{API}/reports/{rid}", headers=admin_headers).status_code == 204
     assert client.get(f"{API}/reports/{rid}", headers=admin_headers).status_code == 404
@@ -181,11 +182,24 @@ def test_nothing_is_half_applied(client: TestClient, admin_headers: dict[str, st
 
 def test_who_may_do_what(client: TestClient, make_user: MakeUser, world: World) -> None:
     technician = bearer(make_user(Role.TECHNICIAN)[1])
+    procurement = bearer(make_user(Role.PROCUREMENT)[1])
     analyst = bearer(make_user(Role.ANALYST)[1])
-    assert client.get(f"{API}/report-runs", headers=technician).status_code == 403
-    assert client.get(f"{API}/report-runs", headers=analyst).status_code == 200
+    for path in ("report-runs", "reports", "report-sources"):
+        refused = client.get(f"{API}/{path}", headers=technician)
+        assert refused.status_code == 403, path
+        assert refused.headers["content-type"] == PROBLEM
+        assert client.get(f"{API}/{path}", headers=procurement).status_code == 200, path
     payload = {"name": "x", "source": "backlog"}
-    assert client.post(f"{API}/reports", json=payload, headers=analyst).status_code == 403
+    assert client.post(f"{API}/reports", json=payload, headers=technician).status_code == 403
+    assert client.post(f"{API}/reports", json=payload, headers=procurement).status_code == 403
+    # Analysts write reports (reports:write) without managing maintenance schedules.
+    written = create(client, analyst, **payload)
+    assert client.get(f"{API}/reports/{written['id']}", headers=procurement).status_code == 200
+    run_now = client.post(f"{API}/reports/{written['id']}/run-now", headers=procurement)
+    assert run_now.status_code == 403
+    removed = client.delete(f"{API}/reports/{written['id']}", headers=procurement)
+    assert removed.status_code == 403
+    assert client.delete(f"{API}/reports/{written['id']}", headers=analyst).status_code == 204
     # A manager of site A: their recipients see site A, whatever they ask for.
     manager = bearer(make_user(Role.MAINTENANCE_MANAGER, site_id=world.site_a)[1])
     own = create(client, manager, name="Site A backlog", source="backlog")

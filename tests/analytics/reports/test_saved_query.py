@@ -3,8 +3,6 @@ limited to the report's period, the recipient's sites and what the report's owne
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +27,6 @@ from maintainpro.analytics.reports.sources import checked_params, source_for
 from maintainpro.analytics.semantic.load import answer
 from maintainpro.analytics.semantic.model import default_model
 from maintainpro.analytics.semantic.plan import Access
-from maintainpro.analytics.semantic.synthetic import SyntheticPlant, populate
 from maintainpro.analytics.warehouse import DuckDbWarehouse
 from maintainpro.config import Settings
 from maintainpro.core.users import ROLE_PERMISSIONS, Role, User
@@ -41,17 +38,7 @@ QUERY: dict[str, Any] = {
     "timeDimensions": [{"dimension": "WorkOrders.createdAt"}],
     "order": {"Assets.site": "asc"},
 }
-PLANT = SyntheticPlant(start=dt.date(2026, 1, 1), days=90, work_orders_per_day=6)
 SITE_A_KEY = 1  # S1 in the synthetic plant
-
-
-@pytest.fixture
-def warehouse_settings(settings: Settings, warehouse_path: Path) -> Settings:
-    """Settings pointing at a synthetic warehouse of January to March 2026."""
-    with DuckDbWarehouse(warehouse_path) as target:
-        target.ensure_schema()
-        populate(target.connection, PLANT)
-    return settings.model_copy(update={"warehouse_path": warehouse_path})
 
 
 def params(settings: Settings, **options: Any) -> RunParams:

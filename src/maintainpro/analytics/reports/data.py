@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeAlias
 from sqlalchemy.orm import Session
 
 from maintainpro.config import Settings
-from maintainpro.core.users import Permission
+from maintainpro.core.users import Permission, User
 
 Cell: TypeAlias = str | int | float | Decimal | dt.date | dt.datetime | None
 SiteScope: TypeAlias = frozenset[int] | None
@@ -143,6 +143,8 @@ class RunParams:
     # owner may read there (None: no limit, for tests and the CLI).
     settings: Settings | None = None
     permissions: frozenset[Permission] | None = None
+    # Whose dashboards and questions a dashboard report may open (None: nobody's).
+    owner: User | None = None
 
 
 class SourceError(ValueError):

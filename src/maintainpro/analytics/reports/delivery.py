@@ -1,5 +1,6 @@
-"""The three ways a report leaves the hub: e-mail with attachments and an inline summary, a
-signed webhook POST carrying the files as base64, and a drop into an SFTP folder.
+"""The three ways a report leaves the hub: e-mail with attachments and an inline summary (plain
+text with an HTML alternative), a signed webhook POST carrying the files as base64, and a drop
+into an SFTP folder.
 
 Every failure is a ``core.delivery.DeliveryError``; ``permanent`` ones (no address, a deleted
 endpoint, refused credentials, a payload too large) are not retried.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from maintainpro.analytics.reports.data import ReportData
+from maintainpro.analytics.reports.data import ColumnKind, ReportData, Table
 from maintainpro.analytics.reports.formatting import (
     RenderedFile,
     cell_text,
@@ -34,6 +36,8 @@ EVENT: Final = "report.delivered"
 # Webhook receivers commonly refuse bodies over a few MB; base64 adds a third.
 MAX_WEBHOOK_FILE_BYTES: Final = 8 * 1024 * 1024
 PREVIEW_ROWS: Final = 10
+# A dashboard may have sixty tiles; the e-mail previews the first few, the files hold all.
+PREVIEW_TABLES: Final = 10
 SFTP_PARTNER: Final = "reports"
 
 
@@ -47,6 +51,8 @@ class Parcel:
     run_id: int
     data: ReportData
     files: tuple[RenderedFile, ...]
+    # The report's page on the hub (from the public URL in the settings), for the e-mail.
+    link: str | None = None
 
     @property
     def size(self) -> int:
@@ -62,26 +68,43 @@ def subject(parcel: Parcel) -> str:
     return text
 
 
-def _preview(data: ReportData, zone: ZoneInfo) -> list[str]:
-    if not data.tables or not data.tables[0].rows:
-        return []
-    table = data.tables[0]
-    cells = [[c.title for c in table.columns]] + [
+def _cells(table: Table, zone: ZoneInfo) -> list[list[str]]:
+    """The header and the first rows of a table as text."""
+    return [[c.title for c in table.columns]] + [
         [cell_text(v, c.kind, c.places, zone) for c, v in zip(table.columns, row, strict=True)]
         for row in table.rows[:PREVIEW_ROWS]
     ]
+
+
+def _more(table: Table) -> str | None:
+    extra = len(table.rows) - PREVIEW_ROWS
+    return f"... {extra} more rows in the attachments" if extra > 0 else None
+
+
+def _preview(table: Table, zone: ZoneInfo) -> list[str]:
+    cells = _cells(table, zone)
     widths = [min(max(len(row[i]) for row in cells), 30) for i in range(len(table.columns))]
     lines = [table.title, ""]
+    if not table.rows:
+        return [*lines, "No rows."]
     for row in cells:
         cells_text = (text[:30].ljust(w) for text, w in zip(row, widths, strict=True))
         lines.append("  ".join(cells_text).rstrip())
-    if len(table.rows) > PREVIEW_ROWS:
-        lines.append(f"... {len(table.rows) - PREVIEW_ROWS} more rows in the attachments")
-    return lines
+    more = _more(table)
+    return [*lines, more] if more else lines
+
+
+def _previewed(data: ReportData) -> tuple[Table, ...]:
+    """The tables the e-mail shows: none when nothing has rows, else the first few."""
+    return () if data.is_empty else data.tables[:PREVIEW_TABLES]
+
+
+def _unshown(data: ReportData) -> int:
+    return len(data.tables) - len(_previewed(data)) if not data.is_empty else 0
 
 
 def summary_text(parcel: Parcel) -> str:
-    """The inline summary: period, headline figures, the first table's top rows, the files."""
+    """The inline summary: period, headline figures, each table's top rows, the files."""
     data = parcel.data
     zone = ZoneInfo(data.timezone)
     lines = [data.title, f"Period: {period_text(data)}"]
@@ -92,24 +115,107 @@ def summary_text(parcel: Parcel) -> str:
         lines += ["Nothing to report for this period.", ""]
     width = max((len(f.label) for f in data.summary), default=0)
     lines += [f"  {f.label.ljust(width)}  {figure_text(f, zone)}" for f in data.summary]
-    preview = _preview(data, zone)
-    if preview:
-        lines += ["", *preview]
+    for table in _previewed(data):
+        lines += ["", *_preview(table, zone)]
+    if _unshown(data):
+        lines += ["", f"... {_unshown(data)} more tables in the attachments"]
     if parcel.files:
         lines += ["", "Attached:"]
         lines += [f"  {f.filename} ({len(f.content):,} bytes)" for f in parcel.files]
     lines += ["", *data.notes]
+    if parcel.link:
+        lines += ["", f"Open the report in MaintAInPro: {parcel.link}"]
     lines += ["", "-- ", f'MaintAInPro scheduled report "{parcel.report_name}".']
     return "\n".join(lines) + "\n"
 
 
+_CELL: Final = 'style="padding:4px 8px;border-bottom:1px solid #ddd;text-align:{align}"'
+_NUMERIC: Final = frozenset({ColumnKind.INTEGER, ColumnKind.DECIMAL, ColumnKind.PERCENT})
+
+
+def _html_table(table: Table, zone: ZoneInfo) -> list[str]:
+    """A table's first rows as HTML; every value escaped."""
+    out = [f'<h2 style="font-size:16px;margin:20px 0 6px">{html.escape(table.title)}</h2>']
+    if not table.rows:
+        return [*out, '<p style="color:#555">No rows.</p>']
+    aligns = ["right" if c.kind in _NUMERIC else "left" for c in table.columns]
+    header, *rows = _cells(table, zone)
+    out.append('<table style="border-collapse:collapse;font-size:13px">')
+    out.append(
+        "<thead><tr>"
+        + "".join(
+            f'<th scope="col" {_CELL.format(align=a)}>{html.escape(t)}</th>'
+            for t, a in zip(header, aligns, strict=True)
+        )
+        + "</tr></thead><tbody>"
+    )
+    for row in rows:
+        out.append(
+            "<tr>"
+            + "".join(
+                f"<td {_CELL.format(align=a)}>{html.escape(t)}</td>"
+                for t, a in zip(row, aligns, strict=True)
+            )
+            + "</tr>"
+        )
+    out.append("</tbody></table>")
+    more = _more(table)
+    if more:
+        out.append(f'<p style="color:#555">{html.escape(more)}</p>')
+    return out
+
+
+def summary_html(parcel: Parcel) -> str:
+    """The inline summary as an HTML document: the same content as the text, escaped."""
+    data = parcel.data
+    zone = ZoneInfo(data.timezone)
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(subject(parcel))}</title></head>",
+        '<body style="font-family:Arial,Helvetica,sans-serif;color:#1a1a1a">',
+        f'<h1 style="font-size:20px">{e(data.title)}</h1>',
+        f"<p>Period: {e(period_text(data))}"
+        + (f"<br>Sites: {e(', '.join(data.sites))}" if data.sites else "")
+        + "</p>",
+    ]
+    if data.is_empty:
+        out.append("<p><strong>Nothing to report for this period.</strong></p>")
+    if data.summary:
+        out.append('<table style="border-collapse:collapse;font-size:14px"><tbody>')
+        out += [
+            f'<tr><th scope="row" {_CELL.format(align="left")}>{e(f.label)}</th>'
+            f"<td {_CELL.format(align='right')}>{e(figure_text(f, zone))}</td></tr>"
+            for f in data.summary
+        ]
+        out.append("</tbody></table>")
+    for table in _previewed(data):
+        out += _html_table(table, zone)
+    if _unshown(data):
+        out.append(f"<p>{_unshown(data)} more tables are in the attachments.</p>")
+    if parcel.files:
+        out.append("<p>Attached:</p><ul>")
+        out += [f"<li>{e(f.filename)} ({len(f.content):,} bytes)</li>" for f in parcel.files]
+        out.append("</ul>")
+    out += [f'<p style="color:#555;font-size:12px">{e(note)}</p>' for note in data.notes]
+    if parcel.link:
+        out.append(f'<p><a href="{e(parcel.link)}">Open the report in MaintAInPro</a></p>')
+    out.append(
+        f'<p style="color:#777;font-size:12px">MaintAInPro scheduled report '
+        f"&ldquo;{e(parcel.report_name)}&rdquo;.</p></body></html>"
+    )
+    return "\n".join(out) + "\n"
+
+
 def send_email(mailer: Mailer, address: str, parcel: Parcel) -> None:
-    """Send the parcel to one address, files attached."""
+    """Send the parcel to one address: text and HTML summaries, files attached."""
     mailer.send(
         address,
         subject(parcel),
         summary_text(parcel),
         attachments=[(f.filename, f.mime, f.content) for f in parcel.files],
+        html=summary_html(parcel),
     )
 
 

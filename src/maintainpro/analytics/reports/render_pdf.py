@@ -1,4 +1,5 @@
-"""PDF: title, period, the inline summary, charts (PNG) and tables, on landscape A4.
+"""PDF: title, period, the inline summary, then each table with its charts (PNG) above it, on
+landscape A4.
 
 Text streams are left uncompressed (``pageCompression=0``) and the file is reproducible
 (``invariant=1``): the same data gives the same bytes, and the words in it can be searched
@@ -138,14 +139,19 @@ def render_pdf(data: ReportData, base: str) -> RenderedFile:
         story.append(_para("Sites: " + ", ".join(data.sites), styles["body"]))
     story += [Spacer(1, 4 * mm), _para("Summary", styles["heading"]), _summary(data, zone, styles)]
     story += [_para(note, styles["note"]) for note in data.notes]
-    for spec in data.charts:
-        png = chart_png(spec, data.table(spec.table))
-        if png is None:
-            continue
-        scale = min(1.0, width / (WIDTH_IN * 72))
-        picture = Image(io.BytesIO(png), width=WIDTH_IN * 72 * scale, height=HEIGHT_IN * 72 * scale)
-        story += [Spacer(1, 4 * mm), KeepTogether([picture])]
+    # Each table is a section: its charts first, then its rows (a dashboard tile reads as one).
     for table in data.tables:
+        for spec in data.charts:
+            if spec.table != table.name:
+                continue
+            png = chart_png(spec, table)
+            if png is None:
+                continue
+            scale = min(1.0, width / (WIDTH_IN * 72))
+            picture = Image(
+                io.BytesIO(png), width=WIDTH_IN * 72 * scale, height=HEIGHT_IN * 72 * scale
+            )
+            story += [Spacer(1, 4 * mm), KeepTogether([picture])]
         story += [Spacer(1, 4 * mm), *_table(table, zone, styles, width)]
     buffer = io.BytesIO()
     SimpleDocTemplate(

@@ -120,6 +120,13 @@ def target_text(recipient: ReportRecipient, user: User | None) -> str:
     return f"sftp://{target.username}@{target.host}:{target.port}/{target.folder}"
 
 
+def report_link(settings: Settings | None, definition_id: int) -> str | None:
+    """The report's page on the hub, from the public URL the settings give (None without)."""
+    if settings is None or not settings.public_url:
+        return None
+    return f"{settings.public_url.rstrip('/')}/reports/{definition_id}"
+
+
 # --------------------------------------------------------------------------- queueing
 
 
@@ -427,6 +434,7 @@ def _serve(
         run_id=run.id,
         data=data,
         files=production.files_for(scope),
+        link=report_link(production.params.settings, definition.id),
     )
     detail = deliver(session, channels, recipient, user, parcel)
     entry.update(
@@ -615,6 +623,7 @@ def _execute(
         settings=settings,
         # A report reads no more than its owner may (an owner removed: nothing).
         permissions=owner.permissions if owner is not None and owner.active else frozenset(),
+        owner=owner if owner is not None and owner.active else None,
     )
     production = _Production(session, definition, params)
     entries = [dict(e) for e in run.recipients]
@@ -667,6 +676,7 @@ def preview(
         settings.base_currency,
         settings=settings,
         permissions=owner.permissions if owner is not None else frozenset(),
+        owner=owner,
     )
     production = _Production(session, definition, params)
     return production.data_for(site_scope), production.files_for(site_scope)

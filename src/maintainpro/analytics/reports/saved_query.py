@@ -35,10 +35,11 @@ from maintainpro.analytics.semantic.compile import compile_query
 from maintainpro.analytics.semantic.load import prepare
 from maintainpro.analytics.semantic.load import run as run_query
 from maintainpro.analytics.semantic.model import DimensionType, MeasureType, default_model
-from maintainpro.analytics.semantic.plan import Access, MeasureMember, OutputColumn
+from maintainpro.analytics.semantic.plan import Access, MeasureMember, OutputColumn, Plan
 from maintainpro.analytics.semantic.query import QueryError, QueryForbidden
 from maintainpro.analytics.semantic.results import cube_title, member_title
 from maintainpro.analytics.warehouse import WarehouseError, open_read_only
+from maintainpro.config import Settings
 from maintainpro.core.users import Permission
 
 OPTIONS: Final = frozenset({"query", "chart", "use_period"})
@@ -118,6 +119,107 @@ def _cell(value: Any) -> Cell:
     return str(value)
 
 
+def readable_plan(
+    query: Mapping[str, Any], permissions: frozenset[Permission], today: dt.date
+) -> Plan:
+    """The query's plan when these permissions may read every cube it names; QueryNotAllowed
+    (or SourceError for a query the model does not read) otherwise."""
+    try:
+        return compile_query(default_model(), query, Access(permissions, None), today=today).plan
+    except QueryForbidden as exc:
+        raise QueryNotAllowed(str(exc)) from None
+    except QueryError as exc:
+        raise SourceError(f"query: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Section:
+    """One answered query: its table, its chart, its totals and what to say about it."""
+
+    table: Table
+    chart: ChartSpec | None
+    totals: tuple[Figure, ...]
+    notes: tuple[str, ...]
+
+
+def answer_section(
+    connection: duckdb.DuckDBPyConnection,
+    query: Mapping[str, Any],
+    permissions: frozenset[Permission],
+    site_scope: SiteScope,
+    today: dt.date,
+    *,
+    name: str,
+    title: str,
+    chart: ChartKind | None,
+) -> Section:
+    """A query answered for a scope as one table (and a chart when ``chart`` is given).
+
+    QueryNotAllowed when the permissions may not read a cube of the query at all; a cube that
+    has no site rows for the scope gives no rows and a note instead.
+    """
+    model = default_model()
+    # What the owner may read decides whether the query can run at all ...
+    plan = readable_plan(query, permissions, today)
+    # ... and the recipient's sites what it holds: a cube no site's user may read (the
+    # procurement facts) gives a site recipient no rows rather than an error.
+    rows: list[tuple[Any, ...]] = []
+    notes: list[str] = []
+    try:
+        compiled = prepare(connection, model, query, Access(permissions, site_scope), today=today)
+        rows = run_query(connection, compiled)
+    except QueryForbidden:
+        notes.append(NO_SITE_NOTE)
+    except QueryError as exc:
+        raise SourceError(f"query: {exc}") from None
+    plan_columns = plan.columns
+    kinds = [_kind(c) for c in plan_columns]
+    columns = tuple(
+        Column(f"c{i}", column_title, kind, places)
+        for i, (column_title, (kind, places)) in enumerate(
+            zip(_titles(plan_columns), kinds, strict=True)
+        )
+    )
+    table = Table(name, title, columns, tuple(tuple(_cell(v) for v in row) for row in rows))
+    measures = [i for i, c in enumerate(plan_columns) if c.kind == "measure"]
+    groups = [i for i, c in enumerate(plan_columns) if c.kind != "measure"]
+    spec = None
+    if chart is not None and measures and groups:
+        spec = ChartSpec(
+            title,
+            chart,
+            name,
+            columns[groups[0]].key,
+            tuple(columns[i].key for i in measures[:MAX_SERIES]),
+        )
+    totals: list[Figure] = []
+    for i in measures:
+        member = plan_columns[i].member
+        assert isinstance(member, MeasureMember)
+        if member.measure.type in _TOTALLED:
+            values = [row[i] for row in rows if isinstance(row[i], int | float | Decimal)]
+            total = sum((Decimal(str(v)) for v in values), Decimal(0))
+            kind, places = kinds[i]
+            shown: Cell = int(total) if kind is ColumnKind.INTEGER else total
+            totals.append(Figure(f"{columns[i].title} (total)", shown, kind, places))
+    return Section(table, spec, tuple(totals), tuple(notes))
+
+
+def open_warehouse(settings: Settings | None, what: str) -> duckdb.DuckDBPyConnection:
+    """The warehouse, read-only; SourceError without settings, RuntimeError (retried) when it
+    cannot be opened."""
+    if settings is None:
+        raise SourceError(f"{what} needs the warehouse settings")
+    try:
+        return open_read_only(settings)
+    except (WarehouseError, duckdb.Error) as exc:
+        # Retried: the warehouse may be rebuilding.
+        raise RuntimeError(f"the warehouse cannot be opened: {exc}") from exc
+
+
+WAREHOUSE_NOTE: Final = "Answered from the analytics warehouse as of its last load."
+
+
 @dataclass(frozen=True)
 class SavedQuery:
     """A saved question (a Cube-style query) run through the semantic model."""
@@ -143,82 +245,34 @@ class SavedQuery:
     def run(self, session: Session, params: RunParams, site_scope: SiteScope) -> ReportData:
         """The query's answer for the scope, as one table and a chart."""
         options = self.check(params.options)
-        if params.settings is None:
-            raise SourceError("a saved question needs the warehouse settings")
         query = options["query"]
         if options["use_period"]:
             query = with_period(query, params.period_start, params.period_end)
         permissions = frozenset(Permission) if params.permissions is None else params.permissions
-        today = params.as_of.date()
-        model = default_model()
-        # What the owner may read decides whether the report can run at all ...
+        # Checked before the warehouse is opened: a refusal is final, a closed warehouse is not.
+        readable_plan(query, permissions, params.as_of.date())
+        connection = open_warehouse(params.settings, "a saved question")
         try:
-            plan = compile_query(model, query, Access(permissions, None), today=today).plan
-        except QueryForbidden as exc:
-            raise QueryNotAllowed(str(exc)) from None
-        except QueryError as exc:
-            raise SourceError(f"query: {exc}") from None
-        # ... and the recipient's sites what it holds: a cube no site's user may read (the
-        # procurement facts) gives a site recipient no rows rather than an error.
-        rows: list[tuple[Any, ...]] = []
-        notes = ["Answered from the analytics warehouse as of its last load."]
-        try:
-            connection = open_read_only(params.settings)
-        except (WarehouseError, duckdb.Error) as exc:
-            # Retried: the warehouse may be rebuilding.
-            raise RuntimeError(f"the warehouse cannot be opened: {exc}") from exc
-        try:
-            compiled = prepare(
-                connection, model, query, Access(permissions, site_scope), today=today
+            section = answer_section(
+                connection,
+                query,
+                permissions,
+                site_scope,
+                params.as_of.date(),
+                name="answer",
+                title=params.title,
+                chart=ChartKind(options["chart"]),
             )
-            rows = run_query(connection, compiled)
-        except QueryForbidden:
-            notes.append(NO_SITE_NOTE)
-        except QueryError as exc:
-            raise SourceError(f"query: {exc}") from None
         finally:
             connection.close()
-        plan_columns = plan.columns
-        kinds = [_kind(c) for c in plan_columns]
-        columns = tuple(
-            Column(f"c{i}", title, kind, places)
-            for i, (title, (kind, places)) in enumerate(
-                zip(_titles(plan_columns), kinds, strict=True)
-            )
-        )
-        table_rows = tuple(tuple(_cell(v) for v in row) for row in rows)
-        table = Table("answer", params.title, columns, table_rows)
-        measures = [i for i, c in enumerate(plan_columns) if c.kind == "measure"]
-        groups = [i for i, c in enumerate(plan_columns) if c.kind != "measure"]
-        charts: tuple[ChartSpec, ...] = ()
-        if measures and groups:
-            charts = (
-                ChartSpec(
-                    params.title,
-                    ChartKind(options["chart"]),
-                    "answer",
-                    columns[groups[0]].key,
-                    tuple(columns[i].key for i in measures[:MAX_SERIES]),
-                ),
-            )
-        summary = [Figure("Rows", len(table_rows))]
-        for i in measures:
-            member = plan_columns[i].member
-            assert isinstance(member, MeasureMember)
-            if member.measure.type in _TOTALLED:
-                values = [row[i] for row in rows if isinstance(row[i], int | float | Decimal)]
-                total = sum((Decimal(str(v)) for v in values), Decimal(0))
-                kind, places = kinds[i]
-                shown: Cell = int(total) if kind is ColumnKind.INTEGER else total
-                summary.append(Figure(f"{columns[i].title} (total)", shown, kind, places))
         return ReportData(
             title=params.title,
             period_start=params.period_start,
             period_end=params.period_end,
             timezone=params.timezone,
             generated_at=params.as_of,
-            summary=tuple(summary),
-            tables=(table,),
-            charts=charts,
-            notes=tuple(notes),
+            summary=(Figure("Rows", len(section.table.rows)), *section.totals),
+            tables=(section.table,),
+            charts=(section.chart,) if section.chart is not None else (),
+            notes=(WAREHOUSE_NOTE, *section.notes),
         )

@@ -2,8 +2,8 @@
 
 A definition's ``params`` hold ``period`` (see ``periods.PeriodName``) and the source's own
 options. Sources follow ``data.ReportSource``: the five built-in maintenance and procurement
-reports, and saved questions (``saved_query``, a Cube-style query over the semantic model).
-Dashboards plug in here as one more source when they exist.
+reports, saved questions (``saved_query``, a Cube-style query over the semantic model) and
+saved dashboards (``dashboard``, each tile a section).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from maintainpro.analytics.reports.dashboard_source import DashboardReport
 from maintainpro.analytics.reports.data import ReportSource, SourceError
 from maintainpro.analytics.reports.maintenance_sources import Backlog, BadActors, PmCompliance
 from maintainpro.analytics.reports.periods import PeriodName
@@ -29,6 +30,7 @@ def built_in_sources() -> dict[str, ReportSource]:
         SupplierScorecards(),
         Spend(),
         SavedQuery(),
+        DashboardReport(),
     )
     return {source.name: source for source in sources}
 

@@ -1,8 +1,10 @@
 """Scheduled reports: definitions, their cron schedules and recipients, run-now, the run log.
 
-Writing needs ``schedules:write`` and reading ``audit:read`` (until reports get permissions of
-their own). A user tied to a site works within it: the recipients they add see that site only,
-and they change only the definitions they own.
+Reading needs ``reports:read`` (administrators, maintenance managers, analysts, procurement) and
+writing ``reports:write`` (administrators, maintenance managers, analysts). A user tied to a site
+works within it: the recipients they add see that site only, and they change only the
+definitions they own. A saved question or a dashboard as the source must be one its author may
+read or open.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.analytics.access import site_scope
+from maintainpro.analytics.dashboards.records import Dashboard
+from maintainpro.analytics.dashboards.rules import may_view
+from maintainpro.analytics.reports.dashboard_source import DashboardReport
 from maintainpro.analytics.reports.data import SourceError
 from maintainpro.analytics.reports.delivery import SftpTarget
 from maintainpro.analytics.reports.periods import PeriodName
@@ -56,8 +61,8 @@ from maintainpro.iot.credentials import CredentialBox
 from maintainpro.supply.sftp import SftpConfigError
 
 router = APIRouter(tags=["reports"])
-Writer = Annotated[User, Depends(require(Permission.SCHEDULES_WRITE))]
-Reader = Depends(require(Permission.AUDIT_READ))
+Writer = Annotated[User, Depends(require(Permission.REPORTS_WRITE))]
+Reader = Depends(require(Permission.REPORTS_READ))
 Format = Literal["pdf", "xlsx", "csv"]
 MAX_PARAMS = 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -378,8 +383,15 @@ def _name_free(db: Session, name: str, except_id: int | None = None) -> None:
         raise Problem(409, "a report with this name exists already", title="Conflict")
 
 
-def _readable(user: User, source: str, params: dict[str, Any]) -> None:
+def _readable(db: Session, user: User, source: str, params: dict[str, Any]) -> None:
     # A saved question must not read cubes its author may not read: reports go to others.
+    if source == DashboardReport.name:
+        dashboard = db.get(Dashboard, params.get("dashboard_id"))
+        if dashboard is None or not may_view(dashboard.owner_id, dashboard.shared_roles, user):
+            raise Problem(
+                422, "params.dashboard_id names no dashboard you may open", title="Invalid request"
+            )
+        return
     if source != SavedQuery.name:
         return
     try:
@@ -438,7 +450,7 @@ def list_reports(db: SessionDep, page: WindowDep) -> Page[ReportOut]:
 def create_report(db: SessionDep, user: Writer, body: ReportIn) -> ReportOut:
     """Define a report; schedules and recipients are added to it afterwards."""
     _name_free(db, body.name)
-    _readable(user, body.source, body.params or {})
+    _readable(db, user, body.source, body.params or {})
     definition = ReportDefinition(
         name=body.name,
         description=body.description or "",
@@ -474,7 +486,7 @@ def update_report(db: SessionDep, user: Writer, report_id: int, body: ReportPatc
             definition.params = checked_params(definition.source, body.params)
         except SourceError as exc:
             raise Problem(422, str(exc), title="Invalid request") from None
-        _readable(user, definition.source, definition.params)
+        _readable(db, user, definition.source, definition.params)
     if body.formats is not None:
         definition.formats = list(body.formats)
     if body.skip_when_empty is not None:
