@@ -75,8 +75,10 @@ def connect(
     config["enable_external_access"] = external_access
     try:
         connection = duckdb.connect(str(path), read_only=read_only, config=config)
-    except duckdb.IOException as exc:
+    except (duckdb.IOException, duckdb.ConnectionException) as exc:
         # One process may write a DuckDB file at a time; a reader waits for the writer to go.
+        # Inside one process, DuckDB refuses a second connection to a file with another
+        # configuration (a read-only reader while a refresh writes): the same "in use" answer.
         raise WarehouseError(f"the warehouse at {path} is in use: {exc}") from exc
     # Connections to one file in one process share a database instance, configuration lock
     # included: the first connection sets the time zone for all of them (GLOBAL, because a plain
