@@ -14,6 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
+from xml.etree import ElementTree as ET
 
 import pyarrow as pa
 from pyqvd import (  # type: ignore[import-untyped]
@@ -127,9 +128,56 @@ class ExactTimestampText:
         return self.QVD_FORMAT
 
 
+def empty_qvd(columns: list[str], name: str, created: dt.datetime) -> bytes:
+    """A QVD file with the columns and no rows (pyqvd cannot write one).
+
+    Every field has no symbols and no bits, the index table is empty; Qlik and pyqvd load it
+    as a table with its fields and zero records, so a load script over an empty dataset runs.
+    """
+    header = ET.Element("QvdTableHeader")
+    for tag, text in (
+        ("QvBuildNo", "50668"),
+        ("CreatorDoc", ""),
+        ("CreateUtcTime", created.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")),
+        ("SourceCreateUtcTime", ""),
+        ("SourceFileUtcTime", ""),
+        ("StaleUtcTime", ""),
+        ("TableName", name),
+        ("SourceFileSize", "-1"),
+    ):
+        ET.SubElement(header, tag).text = text
+    fields = ET.SubElement(header, "Fields")
+    for column in columns:
+        field = ET.SubElement(fields, "QvdFieldHeader")
+        ET.SubElement(field, "FieldName").text = column
+        for tag in ("BitOffset", "BitWidth", "Bias"):
+            ET.SubElement(field, tag).text = "0"
+        number = ET.SubElement(field, "NumberFormat")
+        ET.SubElement(number, "Type").text = "UNKNOWN"
+        ET.SubElement(number, "nDec").text = "0"
+        ET.SubElement(number, "UseThou").text = "0"
+        for tag in ("Fmt", "Dec", "Thou"):
+            ET.SubElement(number, tag).text = ""
+        for tag in ("NoOfSymbols", "Offset", "Length"):
+            ET.SubElement(field, tag).text = "0"
+        ET.SubElement(field, "Comment").text = ""
+        ET.SubElement(field, "Tags")
+    ET.SubElement(header, "Compression")
+    for tag in ("RecordByteSize", "NoOfRecords", "Offset", "Length"):
+        ET.SubElement(header, tag).text = "0"
+    ET.SubElement(header, "Comment").text = ""
+    ET.SubElement(header, "Lineage")
+    document = bytes(ET.tostring(header, encoding="utf-8", xml_declaration=True))
+    # The header ends with CRLF and a NUL before the (here empty) symbol and index tables.
+    return document + b"\r\n\x00"
+
+
 def write_qvd(reader: pa.RecordBatchReader, path: Path, name: str) -> int:
     """Write the batches as one QVD table named for the dataset; returns the rows written."""
     rows = reader.read_all()
+    if rows.num_rows == 0:
+        path.write_bytes(empty_qvd(list(rows.column_names), name, dt.datetime.now(dt.UTC)))
+        return 0
     options = QvdFileWriterOptions()
     options.table_name = name
     options.timestamp_formatter = ExactTimestampText()
