@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from maintainpro import __version__
+from maintainpro.analytics.access import access_ledger
+from maintainpro.analytics.access_log import purge_access_log
 from maintainpro.analytics.exports.schedules import run_due_exports
 from maintainpro.analytics.feeds.routes import router as feed_router
 from maintainpro.analytics.feeds.service import build_feeds
@@ -133,6 +135,11 @@ def create_app(settings: Settings) -> FastAPI:
             )
         supervisor.every("bi-exports", 60.0, lambda: run_due_exports(settings))
         supervisor.every(
+            "bi-access-retention",
+            86400.0,
+            lambda: purge_access_log(factory, settings.bi_access_retention_days, utcnow()),
+        )
+        supervisor.every(
             "shipment-check", settings.shipment_check_interval_s, lambda: shipment_check(factory)
         )
         if settings.erp_connections:
@@ -209,6 +216,8 @@ def create_app(settings: Settings) -> FastAPI:
         log.info("maintainpro started", extra={"version": __version__, "demo": settings.demo})
         yield
         await supervisor.stop()
+        # The BI access rows still queued are written before the engine goes.
+        await asyncio.to_thread(access_ledger(app.state).close)
         engine.dispose()
         log.info("maintainpro stopped")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+from maintainpro.analytics import access_log
 from maintainpro.analytics.dashboards import records as dashboard_records
 from maintainpro.analytics.reports import records as report_records
 from maintainpro.core import (
@@ -65,6 +66,7 @@ MODEL_MODULES = (
     tracking_records,
     report_records,
     dashboard_records,
+    access_log,
 )
 
 

@@ -1,13 +1,15 @@
 """Row-level security by site and the access record, shared by every BI channel (pure, plus
-DuckDB to run the predicates)."""
+DuckDB to run the predicates; the record on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 import duckdb
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.analytics import schema
 from maintainpro.analytics.access import (
@@ -108,8 +110,8 @@ def _event(**fields: object) -> AccessEvent:
     base: dict[str, object] = {
         "channel": "odata",
         "dataset": "fact_alert",
-        "user_id": 7,
-        "username": "ana",
+        "user_id": None,
+        "username": None,
         "credential_id": 3,
         "credential_name": "power bi",
         "options": {"$filter": "x eq 1"},
@@ -121,42 +123,56 @@ def _event(**fields: object) -> AccessEvent:
     return AccessEvent(**base)  # type: ignore[arg-type]
 
 
-def test_the_ledger_counts_per_connection(caplog: pytest.LogCaptureFixture) -> None:
-    ledger = AccessLedger()
+def test_the_ledger_counts_per_connection(
+    caplog: pytest.LogCaptureFixture,
+    session_factory: sessionmaker[Session],
+    make_user: Callable[..., tuple[User, str]],
+) -> None:
+    ana, _ = make_user(Role.ANALYST, "ana")
+    me = {"user_id": ana.id, "username": "ana"}
+    ledger = AccessLedger(session_factory)
     t0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
     caplog.set_level(logging.INFO, logger="maintainpro.analytics.access")
-    record_access(ledger, _event(at=t0))
-    record_access(ledger, _event(at=t0 + dt.timedelta(minutes=1), rows=5))
+    record_access(ledger, _event(at=t0, **me))
+    record_access(ledger, _event(at=t0 + dt.timedelta(minutes=1), rows=5, **me))
     record_access(
-        ledger, _event(at=t0 + dt.timedelta(minutes=2), rows=0, status=400, error="bad $filter")
+        ledger,
+        _event(at=t0 + dt.timedelta(minutes=2), rows=0, status=400, error="bad $filter", **me),
     )
-    record_access(ledger, _event(at=t0, credential_id=4, credential_name="excel"))
-    record_access(ledger, _event(at=t0, user_id=None, username=None, status=401))
-    record_access(ledger, _event(at=t0, channel="files"))
+    record_access(ledger, _event(at=t0, credential_id=4, credential_name="excel", **me))
+    record_access(ledger, _event(at=t0, status=401))
+    record_access(ledger, _event(at=t0, channel="files", **me))
     odata = ledger.connections("odata")
     assert [(s.credential_name, s.requests) for s in odata] == [("power bi", 3), ("excel", 1)]
     power_bi = odata[0]
     assert (power_bi.rows_served, power_bi.errors) == (15, 1)
     assert (power_bi.last_error, power_bi.last_status) == ("bad $filter", 400)
+    assert power_bi.last_error_at == t0 + dt.timedelta(minutes=2)
     assert power_bi.first_access == t0
     assert power_bi.last_access == t0 + dt.timedelta(minutes=2)
     assert len(ledger.connections()) == 3
     lines = [r for r in caplog.records if r.getMessage() == "bi feed access"]
-    assert len(lines) == 6  # anonymous refusals are logged, not counted
+    assert len(lines) == 6  # anonymous refusals are logged and stored, not a connection
     assert lines[0].__dict__["credential_name"] == "power bi"
     assert lines[4].__dict__["outcome"] == "error"
+    ledger.close()
 
 
-def test_long_options_are_clipped_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+def test_long_options_are_clipped_in_the_log(
+    caplog: pytest.LogCaptureFixture, session_factory: sessionmaker[Session]
+) -> None:
     caplog.set_level(logging.INFO, logger="maintainpro.analytics.access")
-    record_access(AccessLedger(), _event(options={"$filter": "x" * 5000}))
+    ledger = AccessLedger(session_factory)
+    record_access(ledger, _event(options={"$filter": "x" * 5000}))
     logged = caplog.records[-1].__dict__["options"]["$filter"]
     assert len(logged) < 600
+    ledger.close()
 
 
-def test_the_ledger_lives_on_the_app_state() -> None:
+def test_the_ledger_lives_on_the_app_state(session_factory: sessionmaker[Session]) -> None:
     class State:
         pass
 
     state = State()
+    state.session_factory = session_factory  # type: ignore[attr-defined]
     assert access_ledger(state) is access_ledger(state)

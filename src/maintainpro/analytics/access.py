@@ -15,29 +15,39 @@ table follows from its columns:
   without a site) is visible to unrestricted users only: a site-bound user gets no rows.
 
 Each access is recorded by ``record_access``: one JSON line on the ``maintainpro.analytics.access``
-logger (kept wherever the logs go, independent of the warehouse) and per-connection counters in an
-``AccessLedger`` that the BI connections page reads.
+logger (kept wherever the logs go, independent of the warehouse) and one row in the
+``bi_access_log`` table (``analytics.access_log``), written by the app's ``AccessLedger`` off the
+request path; the BI connections page reads its per-connection figures from that table.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.analytics import schema
+from maintainpro.analytics.access_log import (
+    MAX_ERROR_TEXT,
+    AccessLogWriter,
+    clipped,
+    clipped_options,
+    connection_stats,
+)
+
+# The event and the connection figures are defined with the table; the BI channels import them
+# from here, with the rest of the access rules.
+from maintainpro.analytics.access_log import AccessEvent as AccessEvent
+from maintainpro.analytics.access_log import ConnectionStats as ConnectionStats
 from maintainpro.analytics.schema import WarehouseTable
 from maintainpro.core.users import User
 
 log = logging.getLogger(__name__)
 
 SITE_COLUMN: Final = "site_key"
-# Option values are logged for the audit trail, but a hostile client must not fill the log.
-MAX_LOGGED_VALUE: Final = 500
-MAX_ERROR_TEXT: Final = 300
 
 
 def site_scope(user: User) -> frozenset[int] | None:
@@ -128,113 +138,43 @@ def scope_predicate(
 # --------------------------------------------------------------------------- audit
 
 
-Outcome = Literal["ok", "error"]
-
-
-@dataclass(frozen=True)
-class AccessEvent:
-    """One read through a BI channel: who, what, how it was asked, what it gave."""
-
-    channel: str
-    dataset: str
-    user_id: int | None
-    username: str | None
-    credential_id: int | None
-    credential_name: str | None
-    options: Mapping[str, str]
-    rows: int
-    duration_ms: float
-    status: int
-    error: str | None = None
-    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    @property
-    def outcome(self) -> Outcome:
-        """Whether the request was served ("ok") or refused ("error")."""
-        return "ok" if self.status < 400 else "error"
-
-
-@dataclass(frozen=True)
-class ConnectionStats:
-    """What one connection (a user through one API token, on one channel) has done so far."""
-
-    channel: str
-    user_id: int
-    username: str
-    credential_id: int | None
-    credential_name: str | None
-    first_access: dt.datetime
-    last_access: dt.datetime
-    requests: int
-    rows_served: int
-    errors: int
-    last_dataset: str
-    last_status: int
-    last_error: str | None
-    last_error_at: dt.datetime | None
-
-
 class AccessLedger:
-    """Per-connection counters of BI reads in this process (the log keeps the full history)."""
+    """An app's BI access audit: rows written to ``bi_access_log``, connections read from it."""
 
-    def __init__(self) -> None:
-        """Start empty."""
-        self._lock = threading.Lock()
-        self._stats: dict[tuple[str, int, int | None], ConnectionStats] = {}
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        """A ledger on the app's session factory (its writer thread starts with the first event)."""
+        self._factory = factory
+        self.writer = AccessLogWriter(factory)
 
     def record(self, event: AccessEvent) -> None:
-        """Count an access; anonymous ones (refused before a user was known) are not counted."""
-        if event.user_id is None:
-            return
-        key = (event.channel, event.user_id, event.credential_id)
-        failed = event.outcome == "error"
-        with self._lock:
-            previous = self._stats.get(key)
-            if previous is None:
-                previous = ConnectionStats(
-                    channel=event.channel,
-                    user_id=event.user_id,
-                    username=event.username or "",
-                    credential_id=event.credential_id,
-                    credential_name=event.credential_name,
-                    first_access=event.at,
-                    last_access=event.at,
-                    requests=0,
-                    rows_served=0,
-                    errors=0,
-                    last_dataset=event.dataset,
-                    last_status=event.status,
-                    last_error=None,
-                    last_error_at=None,
-                )
-            self._stats[key] = replace(
-                previous,
-                last_access=max(previous.last_access, event.at),
-                requests=previous.requests + 1,
-                rows_served=previous.rows_served + event.rows,
-                errors=previous.errors + (1 if failed else 0),
-                last_dataset=event.dataset,
-                last_status=event.status,
-                last_error=event.error if failed else previous.last_error,
-                last_error_at=event.at if failed else previous.last_error_at,
-            )
+        """Queue the event's audit row; never blocks on the database, never raises."""
+        self.writer.submit(event)
 
     def connections(self, channel: str | None = None) -> list[ConnectionStats]:
-        """Every connection seen (optionally of one channel), most recently used first."""
-        with self._lock:
-            stats = list(self._stats.values())
-        if channel is not None:
-            stats = [s for s in stats if s.channel == channel]
-        return sorted(stats, key=lambda s: s.last_access, reverse=True)
+        """Every connection (optionally of one channel), most recently used first.
 
+        Events recorded before the call are written first, so a caller reads its own accesses.
+        """
+        self.writer.flush()
+        with self._factory() as session:
+            return connection_stats(session, channel)
 
-def _clipped(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
+    def flush(self) -> bool:
+        """Wait until the events recorded so far are in the table; False on timeout."""
+        return self.writer.flush()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer (at app shutdown)."""
+        self.writer.close()
 
 
 def record_access(ledger: AccessLedger, event: AccessEvent) -> None:
-    """Write the audit line for an access and count it on the ledger."""
-    ledger.record(event)
+    """Write the audit line for an access and queue its ``bi_access_log`` row."""
+    # The row goes through a queue: a failing or slow database never fails or slows the request.
+    try:
+        ledger.record(event)
+    except Exception:  # auditing must not fail the request
+        log.exception("bi access audit row not queued")
     # Field names avoid "token" and "key": the log formatter would redact their values.
     log.info(
         "bi feed access",
@@ -245,12 +185,12 @@ def record_access(ledger: AccessLedger, event: AccessEvent) -> None:
             "username": event.username,
             "credential_id": event.credential_id,
             "credential_name": event.credential_name,
-            "options": {k: _clipped(v, MAX_LOGGED_VALUE) for k, v in event.options.items()},
+            "options": clipped_options(event.options),
             "rows": event.rows,
             "duration_ms": round(event.duration_ms, 1),
             "status": event.status,
             "outcome": event.outcome,
-            "error": None if event.error is None else _clipped(event.error, MAX_ERROR_TEXT),
+            "error": None if event.error is None else clipped(event.error, MAX_ERROR_TEXT),
         },
     )
 
@@ -259,10 +199,10 @@ _LEDGER_LOCK: Final = threading.Lock()
 
 
 def access_ledger(state: Any) -> AccessLedger:
-    """The ledger kept on an app's state (``app.state``), created on first use."""
+    """The ledger of an app (on ``app.state``, using its ``session_factory``), made on first use."""
     with _LEDGER_LOCK:
         ledger = getattr(state, "analytics_access", None)
         if not isinstance(ledger, AccessLedger):
-            ledger = AccessLedger()
+            ledger = AccessLedger(state.session_factory)
             state.analytics_access = ledger
         return ledger

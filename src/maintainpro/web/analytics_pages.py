@@ -176,8 +176,10 @@ def integration_page(request: Request, user: PageUser) -> HTMLResponse:
         names=[d.name for d in datasets],
         run_limit=RUN_HISTORY,
     )
-    connections = [ConnectionRow.of(s) for s in access_ledger(request.app.state).connections()]
-    feeds: FeedStatus = feed_status(request.app.state)
+    # Computed from the BI access audit table: the figures outlive restarts.
+    stats = access_ledger(request.app.state).connections()
+    connections = [ConnectionRow.of(s) for s in stats]
+    feeds: FeedStatus = feed_status(request.app.state, stats)
     jobs = summarise_runs(seen.runs)
     return render(
         request,
@@ -186,6 +188,7 @@ def integration_page(request: Request, user: PageUser) -> HTMLResponse:
         notices=[*loaded.notices, *([seen.problem] if seen.problem else [])],
         connections=connections,
         failing=sum(1 for c in connections if c.state == "failing"),
+        retention_days=settings.bi_access_retention_days,
         feeds=feeds,
         exports=_scheduled(settings, loaded.catalog, now),
         jobs=jobs,

@@ -1,5 +1,5 @@
 """The state of the real-time feeds for the BI connections page: open connections, past ones
-(from the access ledger), push targets and the stream itself."""
+(from the BI access audit table, so they outlive restarts), push targets and the stream itself."""
 
 from __future__ import annotations
 
@@ -53,15 +53,20 @@ class FeedStatus:
     targets: list[TargetStatus]
 
 
-def feed_status(state: Any) -> FeedStatus:
-    """The feeds' status from an app's state (``app.state``)."""
+def feed_status(state: Any, connections: list[ConnectionStats] | None = None) -> FeedStatus:
+    """The feeds' status from an app's state (``app.state``).
+
+    ``connections``: the ledger's connections when the caller has read them already (each read
+    groups the whole audit table).
+    """
     feeds: Feeds = state.feeds
     stream = feeds.stream
     stats = stream.stats
     oldest, newest = stream.replay_window
-    ledger = access_ledger(state)
-    history = [c for channel in CHANNELS for c in ledger.connections(channel)]
-    history.sort(key=lambda c: c.last_access, reverse=True)
+    # Most recently used first, as the ledger orders them.
+    if connections is None:
+        connections = access_ledger(state).connections()
+    history = [c for c in connections if c.channel in CHANNELS]
     return FeedStatus(
         stream=StreamState(
             received=stats.received,

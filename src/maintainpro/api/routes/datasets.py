@@ -3,19 +3,33 @@
 ``GET /datasets`` lists every dataset the caller's role may read with its owner, classification,
 refresh interval, sync state and row count (as the caller's site sees it); ``GET /datasets/{name}``
 adds the columns with their operational sources and the lineage graph; ``GET /etl-runs`` pages
-through the recorded ETL runs, newest first.
+through the recorded ETL runs, newest first; ``GET /analytics/access-log`` pages through the BI
+access audit (every read through OData, file exports, cube queries and event streams), newest
+first with a keyset cursor, or downloads it as CSV.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-from typing import Annotated, Any, Final
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, Literal
 
 import duckdb
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+from sqlalchemy.orm import Session, sessionmaker
 
-from maintainpro.analytics.access import site_scope
+from maintainpro.analytics.access import access_ledger, site_scope
+from maintainpro.analytics.access_log import (
+    AccessLogFilter,
+    access_log_page,
+    iter_access_log,
+)
 from maintainpro.analytics.catalog import (
     Dataset,
     DatasetStatus,
@@ -30,8 +44,8 @@ from maintainpro.analytics.warehouse import (
     read_runs,
     warehouse_file,
 )
-from maintainpro.api.deps import SettingsDep, require
-from maintainpro.api.pagination import Page, WindowDep
+from maintainpro.api.deps import SessionDep, SettingsDep, require
+from maintainpro.api.pagination import MAX_LIMIT, Page, WindowDep
 from maintainpro.api.problems import Problem
 from maintainpro.core.db import utcnow
 from maintainpro.core.users import Permission, User
@@ -39,6 +53,26 @@ from maintainpro.core.users import Permission, User
 router = APIRouter(tags=["analytics"])
 Auditor = Annotated[User, Depends(require(Permission.AUDIT_READ))]
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
+CHANNEL_PATTERN: Final = r"^[a-z][a-z0-9_.]{0,31}$"
+AUDIT_CHUNK: Final = 1000
+# Text a spreadsheet would run as a formula is written inert (OWASP CSV injection).
+_FORMULA_START: Final = re.compile(r"^[=+\-@\t\r]")
+CSV_COLUMNS: Final = (
+    "id",
+    "at",
+    "channel",
+    "dataset",
+    "user_id",
+    "username",
+    "credential_id",
+    "credential_name",
+    "options",
+    "rows",
+    "duration_ms",
+    "status",
+    "outcome",
+    "error",
+)
 
 
 class SyncOut(BaseModel):
@@ -278,4 +312,120 @@ def list_etl_runs(
         total=total,
         limit=page.limit,
         offset=page.offset,
+    )
+
+
+# --------------------------------------------------------------------------- BI access audit
+
+
+class AccessLogOut(BaseModel):
+    """One read through a BI channel."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: dt.datetime
+    channel: str
+    dataset: str
+    user_id: int | None
+    username: str | None
+    credential_id: int | None
+    credential_name: str | None
+    options: dict[str, str]
+    rows: int
+    duration_ms: float
+    status: int
+    outcome: str
+    error: str | None
+
+
+class AccessLogPage(BaseModel):
+    """A page of the access audit, newest first; ``next_cursor`` fetches the next (older) one."""
+
+    items: list[AccessLogOut]
+    limit: int
+    next_cursor: int | None
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = str(value)
+    return "'" + text if _FORMULA_START.match(text) else text
+
+
+def _csv_lines(factory: sessionmaker[Session], where: AccessLogFilter) -> Iterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    # A byte-order mark: spreadsheets then read the file as UTF-8.
+    out.write("\ufeff")
+    writer.writerow(CSV_COLUMNS)
+    for count, record in enumerate(iter_access_log(factory, where, chunk=AUDIT_CHUNK), 1):
+        writer.writerow([_csv_cell(getattr(record, c)) for c in CSV_COLUMNS])
+        if count % AUDIT_CHUNK == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+@router.get(
+    "/analytics/access-log",
+    response_model=AccessLogPage,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON page or CSV download"}},
+)
+def list_access_log(
+    request: Request,
+    db: SessionDep,
+    user: Auditor,
+    channel: Annotated[
+        str | None,
+        Query(pattern=CHANNEL_PATTERN, description="odata, export, cube, stream.sse, stream.ws"),
+    ] = None,
+    username: Annotated[
+        str | None, Query(alias="user", max_length=64, description="a user's name")
+    ] = None,
+    user_id: Annotated[int | None, Query(ge=1, description="a user's id")] = None,
+    dataset: Annotated[str | None, Query(max_length=128, description="a dataset")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="at or after (ISO 8601)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="before (ISO 8601)")] = None,
+    outcome: Annotated[Literal["ok", "error"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows per page")] = 100,
+    cursor: Annotated[
+        int | None, Query(ge=1, description="next_cursor of the previous page")
+    ] = None,
+    fmt: Annotated[
+        Literal["json", "csv"],
+        Query(alias="format", description="csv: every matching row as a download"),
+    ] = "json",
+) -> AccessLogPage | StreamingResponse:
+    """The BI access audit, newest first: a page (keyset cursor) or every matching row as CSV."""
+    if since is not None and until is not None and since >= until:
+        raise Problem(400, "since must be before until")
+    where = AccessLogFilter(
+        channel=channel,
+        username=username,
+        user_id=user_id,
+        dataset=dataset,
+        since=since,
+        until=until,
+        outcome=outcome,
+    )
+    # Accesses recorded before this request are written first, so the caller sees them.
+    access_ledger(request.app.state).flush()
+    if fmt == "csv":
+        factory: sessionmaker[Session] = request.app.state.session_factory
+        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+        return StreamingResponse(
+            _csv_lines(factory, where),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="bi-access-{stamp}.csv"'},
+        )
+    rows, next_cursor = access_log_page(db, where, before_id=cursor, limit=limit)
+    return AccessLogPage(
+        items=[AccessLogOut.model_validate(r) for r in rows], limit=limit, next_cursor=next_cursor
     )
