@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FILE_NAME: Final = "lineage.jsonl"
 JOB_PREFIX: Final = "warehouse."
+# The jobs loading the PostgreSQL warehouse: other outputs, so other OpenLineage jobs.
+POSTGRES_JOB_PREFIX: Final = "warehouse.postgres."
 _SUBTYPES: Final = {"identity": "IDENTITY", "transformation": "TRANSFORMATION"}
 # Few, quick retries: a lineage server that is down must not hold the ETL up for long.
 HTTP_RETRY: Final[dict[str, Any]] = {
@@ -129,12 +131,22 @@ class Lineage:
         namespace: str,
         source: tuple[str, str],
         warehouse_path: Path,
+        warehouse: tuple[str, str] | None = None,
+        job_prefix: str = JOB_PREFIX,
     ) -> None:
-        """``client`` None turns lineage off (events are still built, for tests and dry runs)."""
+        """``client`` None turns lineage off (events are still built, for tests and dry runs).
+
+        ``warehouse`` (namespace, name prefix) names the output datasets of a store other than
+        the DuckDB file (the PostgreSQL warehouse); its jobs get their own ``job_prefix``.
+        """
         self.client = client
         self.namespace = namespace
         self.source_namespace, self.source_prefix = source
-        self.warehouse_namespace = f"duckdb://{warehouse_path.expanduser().resolve()}"
+        self.warehouse_namespace, self.warehouse_prefix = warehouse or (
+            f"duckdb://{warehouse_path.expanduser().resolve()}",
+            "main.",
+        )
+        self.job_prefix = job_prefix
         self.producer = producer()
 
     # ----------------------------------------------------------------- datasets
@@ -180,7 +192,7 @@ class Lineage:
             )
         return OutputDataset(
             namespace=self.warehouse_namespace,
-            name=f"main.{table.name}",
+            name=self.warehouse_prefix + table.name,
             facets=facets,
             outputFacets=output_facets,
         )
@@ -229,7 +241,7 @@ class Lineage:
             run=Run(runId=run_id, facets=run_facets),
             job=Job(
                 namespace=self.namespace,
-                name=JOB_PREFIX + job.name,
+                name=self.job_prefix + job.name,
                 facets={
                     "jobType": job_type_job.JobTypeJobFacet(
                         processingType="BATCH", integration="MAINTAINPRO", jobType="ETL"
@@ -259,8 +271,15 @@ class Lineage:
             )
 
 
-def lineage_for(settings: Settings, warehouse_path: Path, *, enabled: bool = True) -> Lineage:
-    """The lineage emitter the settings describe."""
+def lineage_for(
+    settings: Settings,
+    warehouse_path: Path,
+    *,
+    enabled: bool = True,
+    warehouse: tuple[str, str] | None = None,
+    job_prefix: str = JOB_PREFIX,
+) -> Lineage:
+    """The lineage emitter the settings describe (``warehouse``: see ``Lineage``)."""
     client = (
         OpenLineageClient(transport=build_transport(settings, warehouse_path)) if enabled else None
     )
@@ -269,4 +288,6 @@ def lineage_for(settings: Settings, warehouse_path: Path, *, enabled: bool = Tru
         namespace=settings.lineage_namespace,
         source=source_namespace(settings.database_url),
         warehouse_path=warehouse_path,
+        warehouse=warehouse,
+        job_prefix=job_prefix,
     )

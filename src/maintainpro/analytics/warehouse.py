@@ -1,7 +1,8 @@
 """The warehouse store: opening DuckDB safely, and the load target the ETL jobs write through.
 
-ETL jobs talk to a ``WarehouseTarget``; ``DuckDbWarehouse`` is the only implementation (a
-PostgreSQL target would implement the same methods with COPY, but none exists yet). Data comes in
+ETL jobs talk to a ``WarehouseTarget``; ``DuckDbWarehouse`` here is the primary store, and
+``warehouse_pg.PostgresWarehouse`` the optional PostgreSQL copy (the same methods, with COPY),
+loaded by the same jobs when ``warehouse_postgres_url`` is set. Data comes in
 as Arrow tables registered on the connection, never through a DuckDB extension: the connection
 is opened with extension auto-install and auto-load off, external file access off, and its
 configuration locked, so no query can download or load one.
