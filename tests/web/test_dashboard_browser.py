@@ -1,6 +1,7 @@
 """Self-service analytics in a real browser: build a question on the semantic model (filter rows,
 a time range), run it, draw it as every chart type, save it, put it on a dashboard and see the
-dashboard draw it; a question not shared with a role stays out of sight of that role."""
+dashboard draw it; a question not shared with a role stays out of sight of that role; a
+dashboard-wide site filter narrows a tile (and says where it does not apply); widgets move."""
 
 from __future__ import annotations
 
@@ -259,8 +260,8 @@ def test_filter_rows_a_time_range_and_every_chart_type_then_a_dashboard(
     page.fill("#filter-to", "2025-12-31")
     page.get_by_role("button", name="Apply").click()
     expect(plot.locator(".barlayer .point")).to_have_count(len(kinds))
-    page.get_by_role("button", name="Save as the dashboard's range").click()
-    expect(page.locator("#dashboard-status")).to_have_text("Saved the dashboard's time range.")
+    page.get_by_role("button", name="Save as the dashboard's filters").click()
+    expect(page.locator("#dashboard-status")).to_have_text("Saved the dashboard's filters.")
     with live_app.factory() as session:
         saved = session.get(Dashboard, board_id)
         assert saved is not None
@@ -370,3 +371,88 @@ def test_a_dashboard_is_composed_exported_and_imported(
     with live_app.factory() as session:
         assert session.query(Dashboard).count() == 2
         assert session.query(SavedQuestion).count() == 2
+
+
+BY_SITE = {
+    "measures": ["WorkOrders.count"],
+    "dimensions": ["Assets.site"],
+    "order": {"Assets.site": "asc"},
+}
+
+
+def test_a_site_filter_narrows_a_tile_and_the_owner_moves_widgets(
+    page: Page, live_app: LiveApp
+) -> None:
+    owner = live_app.ids["user"]
+    with live_app.factory() as session, session.begin():
+        by_site = SavedQuestion(name="Work by site", query=BY_SITE, owner_id=owner, chart="table")
+        spend = SavedQuestion(
+            name="Spend", query={"measures": ["Spend.amount"]}, owner_id=owner, chart="table"
+        )
+        session.add_all([by_site, spend])
+        session.flush()
+        layout = [
+            {"kind": "question", "question_id": by_site.id, "x": 0, "y": 0, "w": 6, "h": 4},
+            {"kind": "question", "question_id": spend.id, "x": 6, "y": 0, "w": 6, "h": 4},
+        ]
+        board = Dashboard(name="Sites", owner_id=owner, layout=layout, filters={})
+        session.add(board)
+        session.flush()
+        board_id, by_site_id, spend_id = board.id, by_site.id, spend.id
+
+    live_app.sign_in(page, f"/analytics/dashboards/{board_id}")
+    tile = page.locator(f".widget:has([data-question='{by_site_id}'])")
+    other = page.locator(f".widget:has([data-question='{spend_id}'])")
+    sites = tile.locator("tbody tr td:first-child")
+    expect(sites).to_have_text(["S1", "S2"], timeout=20_000)
+    expect(other.locator(".filter-note")).to_be_hidden()
+
+    # A filter for this view only: one site's row left, and the spend tile says it is unfiltered.
+    page.get_by_role("button", name="Add filter").click()
+    page.get_by_label("Dashboard filter 1 member").select_option("Sites.code")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#dashboard-status")).to_have_text(
+        "Not refreshed: Filter 1: enter at least one value."
+    )
+    page.get_by_label("Dashboard filter 1 values").fill("S2")
+    page.get_by_role("button", name="Apply").click()
+    expect(sites).to_have_text(["S2"])
+    expect(other.locator(".filter-note")).to_have_text("Filter not applicable: Sites: Site.")
+    with live_app.factory() as session:
+        unsaved = session.get(Dashboard, board_id)
+        assert unsaved is not None
+        assert unsaved.filters == {}
+    page.get_by_role("button", name="Save as the dashboard's filters").click()
+    expect(page.locator("#dashboard-status")).to_have_text("Saved the dashboard's filters.")
+    with live_app.factory() as session:
+        saved = session.get(Dashboard, board_id)
+        assert saved is not None
+        assert saved.filters == {
+            "members": [{"member": "Sites.code", "operator": "equals", "values": ["S2"]}]
+        }
+
+    # Moving: down is free; left runs into the other tile and is refused; narrower is fine.
+    page.get_by_role("button", name="Move Work by site down").click()
+    expect(page.locator("#dashboard-status")).to_have_text("Moved \u201cWork by site\u201d.")
+    page.get_by_role("button", name="Move Spend left").click()
+    expect(page.locator("#dashboard-status")).to_have_text(
+        "Not changed: another widget is in the way."
+    )
+    page.get_by_role("button", name="Make Spend narrower").click()
+    expect(page.locator("#dashboard-status")).to_have_text("Resized \u201cSpend\u201d.")
+    page.get_by_role("button", name="Move Spend right").click()
+    expect(page.locator("#dashboard-status")).to_have_text("Moved \u201cSpend\u201d.")
+    expect(other).to_have_css("grid-column-start", "8")
+    with live_app.factory() as session:
+        moved = session.get(Dashboard, board_id)
+        assert moved is not None
+        assert [(i["x"], i["y"], i["w"], i["h"]) for i in moved.layout] == [
+            (0, 1, 6, 4),
+            (7, 0, 5, 4),
+        ]
+        assert moved.filters == saved.filters
+
+    # Opened afresh, the saved filter is in the bar and on the tile.
+    page.reload()
+    expect(page.get_by_label("Dashboard filter 1 values")).to_have_value("S2")
+    expect(sites).to_have_text(["S2"], timeout=20_000)

@@ -418,3 +418,253 @@ def test_an_import_says_what_is_wrong(
         response = client.post("/api/v1/dashboards/import", json=document, headers=admin_headers)
         assert response.status_code == 422, response.text
         assert message in response.json()["detail"], response.text
+
+
+# ------------------------------------------------------------------ member filters and the grid
+
+SPEND = {"measures": ["Spend.amount", "Spend.lines"]}
+ASSETS_BY_SITE = {
+    "measures": ["Assets.count"],
+    "dimensions": ["Assets.site"],
+    "order": {"Assets.site": "asc"},
+}
+
+
+def _site_filter(*codes: str, operator: str = "equals") -> dict[str, Any]:
+    return {"member": "Sites.code", "operator": operator, "values": list(codes)}
+
+
+def _board_of(
+    client: TestClient, headers: dict[str, str], questions: list[dict[str, Any]], **fields: Any
+) -> dict[str, Any]:
+    layout = [
+        {"kind": "question", "question_id": q["id"], "x": 0, "y": 4 * i, "w": 6, "h": 4}
+        for i, q in enumerate(questions)
+    ]
+    body = {"name": "Filtered", "layout": layout, **fields}
+    response = client.post("/api/v1/dashboards", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def _sites_of(widget: dict[str, Any], key: str = "Assets.site") -> dict[str, int]:
+    rows = widget["answer"]["data"]
+    return {r[key]: int(r[next(k for k in r if k != key)]) for r in rows}
+
+
+def test_member_filters_are_checked_when_saved_with_clear_messages(
+    client: TestClient,
+    make_user: MakeUser,
+    admin_headers: dict[str, str],
+    db: Session,
+    built: Built,
+) -> None:
+    good = _site_filter("S1")
+    cases: list[tuple[Any, str]] = [
+        ([{**good, "member": "WorkOrders.type"}], "filters.members[0].member is not a shared"),
+        ([{**good, "member": "Assets.installDate"}], "filters.members[0].member is not a shared"),
+        ([{**good, "member": "Sites.id"}], "filters.members[0].member is not a shared"),
+        ([{**good, "member": f"Sites.{SCRIPT}"}], "filters.members[0].member is not a shared"),
+        ([good, {**good, "values": ["S2"]}], "filters.members[1] filters a member an earlier"),
+        ([{**good, "values": []}], "filters.members[0].values: "),
+        ([{**good, "operator": "gt"}], "filters.members[0].operator: "),
+        ([{**good, SCRIPT: 1}], "filters.members[0].(not shown): "),
+        (
+            [{"member": "Suppliers.preferred", "values": ["maybe"]}],
+            "filters.members[0]: a value compared with a yes/no dimension is true or false",
+        ),
+        ([{**good, "member": f"Parts.x{i}"} for i in range(9)], "filters.members: "),
+    ]
+    for members, message in cases:
+        body = {"name": "F", "filters": {"members": members}}
+        response = client.post("/api/v1/dashboards", json=body, headers=admin_headers)
+        assert response.status_code == 422, (members, response.text)
+        assert message in response.json()["detail"], (members, response.text)
+        assert "script" not in response.text.lower()
+    # A technician may not read suppliers: a filter on them is refused as forbidden.
+    _, tech = make_user(Role.TECHNICIAN)
+    body = {"name": "F", "filters": {"members": [{"member": "Suppliers.code", "values": ["X"]}]}}
+    forbidden = client.post("/api/v1/dashboards", json=body, headers=bearer(tech))
+    assert forbidden.status_code == 403, forbidden.text
+    assert forbidden.json()["detail"] == "filters.members[0]: you may not read the cube Suppliers"
+    assert db.scalar(select(func.count()).select_from(Dashboard)) == 0
+    # A good one is stored as sent (the operator filled in), and offered to the page.
+    saved = client.post(
+        "/api/v1/dashboards",
+        json={"name": "F", "filters": {"members": [{"member": "Sites.code", "values": ["S1"]}]}},
+        headers=admin_headers,
+    )
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["filters"] == {"members": [good]}
+    opened = client.get(f"/api/v1/dashboards/{saved.json()['id']}", headers=admin_headers).json()
+    offered = {m["member"] for m in opened["filter_members"]}
+    assert {"Sites.code", "Sites.name", "Assets.asset", "Assets.name", "Parts.category"} <= offered
+    assert not offered & {"WorkOrders.type", "Sites.id", "Assets.installDate"}
+    # Suppliers are offered to the admin, not to a technician (who may not read them).
+    assert "Suppliers.code" in offered
+    tech_board = client.post("/api/v1/dashboards", json={"name": "T"}, headers=bearer(tech)).json()
+    tech_opened = client.get(f"/api/v1/dashboards/{tech_board['id']}", headers=bearer(tech)).json()
+    tech_offered = {m["member"] for m in tech_opened["filter_members"]}
+    assert "Sites.code" in tech_offered
+    assert not any(m.startswith("Suppliers.") for m in tech_offered)
+
+
+def test_a_site_filter_narrows_the_questions_it_applies_to_and_notes_the_others(
+    client: TestClient, admin_headers: dict[str, str], built: Built
+) -> None:
+    expected = _per_site(built)
+    work = _save(client, admin_headers, name="Work by site")
+    assets = _save(client, admin_headers, name="Assets by site", query=ASSETS_BY_SITE)
+    spend = _save(client, admin_headers, name="Spend", query=SPEND, chart="table")
+    board = _board_of(
+        client, admin_headers, [work, assets, spend], filters={"members": [_site_filter("S2")]}
+    )
+    url = f"/api/v1/dashboards/{board['id']}/refresh"
+    unfiltered_assets = client.post(
+        f"/api/v1/questions/{assets['id']}/run", headers=admin_headers
+    ).json()["answer"]
+    unfiltered_spend = client.post(
+        f"/api/v1/questions/{spend['id']}/run", headers=admin_headers
+    ).json()["answer"]
+    assert {r["Assets.site"] for r in unfiltered_assets["data"]} == {"S1", "S2"}
+
+    saved = client.post(url, headers=admin_headers)
+    assert saved.status_code == 200, saved.text
+    result = saved.json()
+    assert result["members"] == [_site_filter("S2")]
+    widgets = result["widgets"]
+    assert _sites_of(widgets[str(work["id"])]) == {"S2": expected["S2"]}
+    assert widgets[str(work["id"])]["notApplicable"] == []
+    # Assets has no join to Sites: the filter goes through the same site code, Assets.site.
+    assert {r["Assets.site"] for r in widgets[str(assets["id"])]["answer"]["data"]} == {"S2"}
+    assert widgets[str(assets["id"])]["notApplicable"] == []
+    # Spend reaches no site: it says so and its figures are the question's own.
+    assert widgets[str(spend["id"])]["notApplicable"] == ["Sites.code"]
+    assert widgets[str(spend["id"])]["answer"]["data"] == unfiltered_spend["data"]
+
+    # The viewer's own filters for one refresh: none, then by site name, then "not S2".
+    none = client.post(url, json={"members": []}, headers=admin_headers).json()["widgets"]
+    assert _sites_of(none[str(work["id"])]) == expected
+    by_name = client.post(
+        url,
+        json={"members": [{"member": "Sites.name", "values": ["Second plant"]}]},
+        headers=admin_headers,
+    ).json()["widgets"]
+    assert _sites_of(by_name[str(work["id"])]) == {"S2": expected["S2"]}
+    assert by_name[str(assets["id"])]["notApplicable"] == ["Sites.name"]
+    assert by_name[str(assets["id"])]["answer"]["data"] == unfiltered_assets["data"]
+    others = client.post(
+        url, json={"members": [_site_filter("S2", operator="notEquals")]}, headers=admin_headers
+    ).json()["widgets"]
+    assert _sites_of(others[str(work["id"])]) == {"S1": expected["S1"]}
+    # A viewer's filter is checked like a saved one; the saved ones stay as they were.
+    not_shared = {"members": [{"member": "WorkOrders.type", "values": ["x"]}]}
+    bad = client.post(url, json=not_shared, headers=admin_headers)
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("filters.members[0].member is not a shared dimension")
+    extra = client.post(url, json={"members": [], SCRIPT: 1}, headers=admin_headers)
+    assert extra.status_code == 422
+    assert "script" not in extra.text.lower()
+    again = client.get(f"/api/v1/dashboards/{board['id']}", headers=admin_headers).json()
+    assert again["filters"] == {"members": [_site_filter("S2")]}
+
+
+def test_a_filter_never_widens_a_site_bound_viewers_scope(
+    client: TestClient, make_user: MakeUser, admin_headers: dict[str, str], built: Built
+) -> None:
+    expected = _per_site(built)
+    work = _save(client, admin_headers, shared_roles=["maintenance_manager"])
+    board = _board_of(
+        client,
+        admin_headers,
+        [work],
+        filters={"members": [_site_filter("S2")]},
+        shared_roles=["maintenance_manager"],
+    )
+    url = f"/api/v1/dashboards/{board['id']}/refresh"
+    _, token = make_user(Role.MAINTENANCE_MANAGER, site_id=built.ids["site"])
+    viewer = bearer(token)
+    # The saved filter names the other site: the S1 planner sees nothing, not S2's rows.
+    saved = client.post(url, headers=viewer).json()["widgets"][str(work["id"])]
+    assert saved["answer"]["data"] == []
+    own = {"S1": expected["S1"]}
+    attempts: list[tuple[list[dict[str, Any]], dict[str, int]]] = [
+        ([], own),
+        ([_site_filter("S1", "S2")], own),
+        ([_site_filter("S2", operator="notEquals")], own),
+        ([_site_filter("S1", operator="notEquals")], {}),
+        ([{"member": "Assets.site", "operator": "equals", "values": ["S1", "S2"]}], own),
+    ]
+    for members, visible in attempts:
+        response = client.post(url, json={"members": members}, headers=viewer)
+        assert response.status_code == 200, response.text
+        shown = _sites_of(response.json()["widgets"][str(work["id"])])
+        assert shown == visible, (members, shown)
+    # The admin, unrestricted, sees S2 through the same saved filter.
+    admin_view = client.post(url, headers=admin_headers).json()["widgets"][str(work["id"])]
+    assert _sites_of(admin_view) == {"S2": expected["S2"]}
+
+
+def test_member_filters_travel_in_the_json_export_and_are_checked_on_import(
+    client: TestClient, admin_headers: dict[str, str], db: Session, built: Built
+) -> None:
+    work = _save(client, admin_headers)
+    filters = {
+        "dateRange": "last 12 months",
+        "members": [
+            _site_filter("S1", "S2"),
+            {"member": "Assets.name", "operator": "notEquals", "values": ["Boiler"]},
+        ],
+    }
+    board = _board_of(client, admin_headers, [work], filters=filters)
+    document = client.get(f"/api/v1/dashboards/{board['id']}/export", headers=admin_headers).json()
+    assert document["dashboard"]["filters"] == filters
+    imported = client.post("/api/v1/dashboards/import", json=document, headers=admin_headers)
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["dashboard"]["filters"] == filters
+    new_id = imported.json()["dashboard"]["id"]
+    again = client.get(f"/api/v1/dashboards/{new_id}/export", headers=admin_headers).json()
+    assert again == document
+    before = db.scalar(select(func.count()).select_from(Dashboard))
+    bad_filters = {**filters, "members": [{"member": "WorkOrders.type", "values": ["x"]}]}
+    bad = {**document, "dashboard": {**document["dashboard"], "filters": bad_filters}}
+    refused = client.post("/api/v1/dashboards/import", json=bad, headers=admin_headers)
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("filters.members[0].member is not a shared")
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Dashboard)) == before
+    assert db.scalar(select(func.count()).select_from(SavedQuestion)) == 2
+
+
+def test_the_owner_moves_and_resizes_widgets_within_the_grid(
+    client: TestClient, make_user: MakeUser, admin_headers: dict[str, str], built: Built
+) -> None:
+    first = _save(client, admin_headers, name="First", shared_roles=["technician"])
+    second = _save(client, admin_headers, name="Second", shared_roles=["technician"])
+    board = _board_of(client, admin_headers, [first, second], shared_roles=["technician"])
+    url = f"/api/v1/dashboards/{board['id']}"
+    layout = board["layout"]
+    assert [(i["x"], i["y"], i["w"], i["h"]) for i in layout] == [(0, 0, 6, 4), (0, 4, 6, 4)]
+
+    def put(items: list[dict[str, Any]], headers: dict[str, str] = admin_headers) -> Any:
+        body = {"name": board["name"], "layout": items, "shared_roles": ["technician"]}
+        return client.put(url, json=body, headers=headers)
+
+    moved = [layout[0], {**layout[1], "x": 6, "y": 0}]
+    assert put(moved).status_code == 200
+    wider = [{**moved[0], "w": 7}, moved[1]]
+    response = put(wider)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "layout[1] overlaps an earlier item"
+    past = [moved[0], {**moved[1], "w": 7}]
+    assert put(past).json()["detail"] == "layout[1] reaches past column 12"
+    bottom = [moved[0], {**moved[1], "y": 196, "h": 6}]
+    assert put(bottom).json()["detail"] == "layout[1] reaches past row 200"
+    resized = [{**moved[0], "h": 6}, {**moved[1], "w": 4, "x": 8}]
+    assert put(resized).status_code == 200
+    saved = client.get(url, headers=admin_headers).json()["layout"]
+    assert [(i["x"], i["y"], i["w"], i["h"]) for i in saved] == [(0, 0, 6, 6), (8, 0, 4, 4)]
+    # Someone it is shared with sees it but may not move anything.
+    _, tech = make_user(Role.TECHNICIAN)
+    assert put(moved, bearer(tech)).status_code == 403

@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
+from maintainpro.analytics.dashboards.filters import (
+    shared_dimensions,
+    with_dashboard_filters,
+    with_member_filters,
+)
 from maintainpro.analytics.dashboards.rules import (
     DashboardError,
     DashboardIn,
+    MemberFilter,
     QuestionIn,
     check_date_range,
     check_grid,
@@ -46,6 +52,10 @@ def test_items_must_fit_the_twelve_columns_and_not_overlap() -> None:
     )
     with pytest.raises(DashboardError, match="past column 12"):
         check_grid(_board([{"kind": "question", "question_id": 1, "x": 8, "y": 0, "w": 6}]).layout)
+    with pytest.raises(DashboardError, match="past row 200"):
+        check_grid(
+            _board([{"kind": "question", "question_id": 1, "x": 0, "y": 197, "h": 4}]).layout
+        )
     with pytest.raises(DashboardError, match=r"layout\[1\] overlaps"):
         check_grid(
             _board(
@@ -139,3 +149,42 @@ def test_sharing_owner_admin_and_shared_roles_only() -> None:
     assert may_change(1, owner)
     assert not may_change(1, tech)
     assert may_change(1, admin)
+
+
+def test_a_member_filter_reaches_a_question_through_its_cube_a_join_or_the_same_site_code() -> None:
+    model = default_model()
+    shared = shared_dimensions(model)
+    # Dimensions of the cubes other cubes join; no keys, no times, no fact-only dimensions.
+    assert {"Sites.code", "Sites.name", "Assets.asset", "Parts.category"} <= set(shared)
+    assert not {"Sites.id", "Assets.installDate", "WorkOrders.status"} & set(shared)
+    site = MemberFilter(member="Sites.code", values=["S1"])
+    category = MemberFilter(member="Parts.category", operator="notEquals", values=["bearing"])
+    own = {"member": "WorkOrders.type", "operator": "equals", "values": ["corrective"]}
+    work = {"measures": ["WorkOrders.count"], "filters": [own]}
+    changed, skipped = with_member_filters(model, work, [site, category], TODAY)
+    assert changed["filters"] == [own, {**site.model_dump()}]
+    assert skipped == ["Parts.category"]
+    assert work["filters"] == [own]  # the saved query is untouched
+    assets = {"measures": ["Assets.count"]}
+    changed, skipped = with_member_filters(model, assets, [site], TODAY)
+    assert changed["filters"] == [{"member": "Assets.site", "operator": "equals", "values": ["S1"]}]
+    assert skipped == []
+    spend = {"measures": ["Spend.amount"]}
+    changed, skipped = with_member_filters(model, spend, [site, category], TODAY)
+    assert changed["filters"] == [category.model_dump()]
+    assert skipped == ["Sites.code"]
+    unchanged, skipped = with_member_filters(model, spend, [site], TODAY)
+    assert unchanged is spend
+    assert skipped == ["Sites.code"]
+
+    # A dashboard's saved filters, both kinds at once (what a scheduled report runs).
+    timed = {
+        "measures": ["WorkOrders.count"],
+        "timeDimensions": [{"dimension": "WorkOrders.createdAt", "dateRange": "last year"}],
+    }
+    stored = {"dateRange": "last 30 days", "members": [site.model_dump(), category.model_dump()]}
+    both, skipped = with_dashboard_filters(model, timed, stored, TODAY)
+    assert both["timeDimensions"][0]["dateRange"] == "last 30 days"
+    assert both["filters"] == [site.model_dump()]
+    assert skipped == ["Parts.category"]
+    assert with_dashboard_filters(model, timed, {}, TODAY) == (timed, [])

@@ -3,7 +3,8 @@
 A question's query is checked the way ``/semantic/load`` checks it (``parse_query`` then
 ``plan_query`` for the caller), so a saved question names only members the saver may read.
 A dashboard is a 12-column grid of non-overlapping items: saved questions and live sensor
-widgets. Its ``dateRange`` filter replaces the date range of every question's time dimensions.
+widgets. Its ``dateRange`` filter replaces the date range of every question's time dimensions;
+its ``members`` filters (on shared dimensions, see ``filters``) narrow every question they apply to.
 Errors are ``DashboardError`` with a status and a message that never repeats what was sent.
 """
 
@@ -56,6 +57,8 @@ MAX_SENSORS_PER_WIDGET: Final = 8
 MAX_QUERY_TEXT: Final = 16_384
 MIN_REFRESH_S: Final = 5
 MAX_REFRESH_S: Final = 86_400
+MAX_MEMBER_FILTERS: Final = 8
+MAX_FILTER_VALUES: Final = 50
 # Supplier accounts never see the staff pages, so nothing can be shared with them.
 SHAREABLE_ROLES: Final = tuple(r.value for r in Role if r is not Role.SUPPLIER)
 M = TypeVar("M", bound=BaseModel)
@@ -135,10 +138,30 @@ class SensorItem(GridCell):
 Item = Annotated[QuestionItem | SensorItem, Field(discriminator="kind")]
 
 
+FilterValue = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class MemberFilter(StrictModel):
+    """A dashboard-wide filter on a shared dimension: its values (equals) or not (notEquals)."""
+
+    member: Annotated[str, StringConstraints(min_length=3, max_length=130)]
+    operator: Literal["equals", "notEquals"] = "equals"
+    values: Annotated[list[FilterValue], Field(min_length=1, max_length=MAX_FILTER_VALUES)]
+
+
 class Filters(StrictModel):
-    """Dashboard-wide filters: a date range for every question's time dimensions."""
+    """Dashboard-wide filters: a date range for every question's time dimensions, and member
+    filters on shared dimensions for every question they apply to."""
 
     date_range: DateRange = Field(default=None, alias="dateRange")
+    members: Annotated[list[MemberFilter], Field(max_length=MAX_MEMBER_FILTERS)] = []
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept with the dashboard: no key for a range or member filters not given."""
+        data = self.model_dump(by_alias=True, exclude_none=True)
+        if not self.members:
+            del data["members"]
+        return data
 
 
 class DashboardIn(StrictModel):
@@ -240,11 +263,13 @@ def check_date_range(value: str | list[str] | None, today: dt.date) -> None:
 
 
 def check_grid(layout: list[QuestionItem | SensorItem]) -> None:
-    """Every item inside the 12 columns, and no two items on the same cell."""
+    """Every item inside the 12 columns and the 200 rows, and no two items on the same cell."""
     taken: set[tuple[int, int]] = set()
     for index, item in enumerate(layout):
         if item.x + item.w > GRID_COLUMNS:
             raise DashboardError(f"layout[{index}] reaches past column {GRID_COLUMNS}")
+        if item.y + item.h > MAX_ROWS:
+            raise DashboardError(f"layout[{index}] reaches past row {MAX_ROWS}")
         cells = {
             (x, y) for x in range(item.x, item.x + item.w) for y in range(item.y, item.y + item.h)
         }

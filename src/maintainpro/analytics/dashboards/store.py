@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maintainpro.analytics.dashboards.filters import check_member_filters
 from maintainpro.analytics.dashboards.records import Dashboard, SavedQuestion
 from maintainpro.analytics.dashboards.rules import (
     DashboardError,
@@ -25,7 +26,8 @@ from maintainpro.analytics.dashboards.rules import (
     may_change,
     may_view,
 )
-from maintainpro.analytics.semantic.model import SemanticModel
+from maintainpro.analytics.semantic.answering import access_of
+from maintainpro.analytics.semantic.model import SemanticModel, default_model
 from maintainpro.core.users import User
 from maintainpro.iot.devices import Sensor
 
@@ -101,10 +103,19 @@ def question_ids(layout: Sequence[dict[str, object]]) -> list[int]:
     return [int(str(i["question_id"])) for i in layout if i.get("kind") == "question"]
 
 
-def check_dashboard(db: Session, user: User, data: DashboardIn, today: dt.date) -> None:
-    """The grid fits, the date range reads, every question and sensor named exists for the user."""
+def check_dashboard(
+    db: Session,
+    user: User,
+    data: DashboardIn,
+    today: dt.date,
+    model: SemanticModel | None = None,
+) -> None:
+    """The grid fits, the filters read (against ``model``, else the shipped one), every question
+    and sensor named exists for the user."""
     check_grid(data.layout)
     check_date_range(data.filters.date_range, today)
+    semantic = model if model is not None else default_model()
+    check_member_filters(semantic, data.filters.members, access_of(user), today)
     for index, item in enumerate(data.layout):
         if isinstance(item, QuestionItem):
             question = db.get(SavedQuestion, item.question_id)
@@ -125,16 +136,18 @@ def save_dashboard(
     data: DashboardIn,
     today: dt.date,
     dashboard: Dashboard | None = None,
+    model: SemanticModel | None = None,
 ) -> Dashboard:
-    """Create a dashboard (or replace one the user owns) after checking it."""
-    check_dashboard(db, user, data, today)
+    """Create a dashboard (or replace one the user owns) after checking it (its member filters
+    against ``model``, else the shipped model)."""
+    check_dashboard(db, user, data, today, model)
     if dashboard is None:
         dashboard = Dashboard(owner_id=user.id)
         db.add(dashboard)
     dashboard.name = data.name
     dashboard.description = data.description
     dashboard.layout = [item.model_dump() for item in data.layout]
-    dashboard.filters = data.filters.model_dump(by_alias=True, exclude_none=True)
+    dashboard.filters = data.filters.stored()
     dashboard.refresh_s = data.refresh_s
     dashboard.shared_roles = sorted(set(data.shared_roles))
     db.flush()

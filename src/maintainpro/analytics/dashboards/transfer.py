@@ -2,10 +2,11 @@
 
 Export writes ``{"format": "maintainpro.dashboard", "version": 1, "dashboard": {...},
 "questions": [{"ref": "q1", ...}]}`` where each question item of the layout names a ``ref``.
-Import checks the whole document first (shape, refs, every query against the importer's view of
-the model, every sensor id) and then creates new questions and a new dashboard owned by the
-importer; the answer says which new id each ref became. Nothing is matched by name or remapped
-silently: an unknown ref, an unused question or a missing sensor is a 422 and nothing is saved.
+Import checks the whole document first (shape, refs, every query and member filter against the
+importer's view of the model, every sensor id) and then creates new questions and a new
+dashboard owned by the importer; the answer says which new id each ref became. Nothing is
+matched by name or remapped silently: an unknown ref, an unused question, a missing sensor or a
+filter on a member that is not shared is a 422 and nothing is saved.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
 
+from maintainpro.analytics.dashboards.filters import check_member_filters
 from maintainpro.analytics.dashboards.records import Dashboard, SavedQuestion
 from maintainpro.analytics.dashboards.rules import (
     MAX_ITEMS,
@@ -32,10 +34,12 @@ from maintainpro.analytics.dashboards.rules import (
     RoleName,
     SensorItem,
     StrictModel,
+    check_date_range,
     check_query,
     parse_model,
 )
 from maintainpro.analytics.dashboards.store import save_dashboard
+from maintainpro.analytics.semantic.answering import access_of
 from maintainpro.analytics.semantic.model import SemanticModel
 from maintainpro.api.fields import Name
 from maintainpro.core.users import User
@@ -140,6 +144,8 @@ def import_dashboard(
             raise DashboardError(f"questions[{index}] repeats a ref")
         by_ref[question.ref] = question
         check_query(model, question.query, user, today)
+    check_date_range(document.dashboard.filters.date_range, today)
+    check_member_filters(model, document.dashboard.filters.members, access_of(user), today)
     used = {i.question for i in document.dashboard.layout if isinstance(i, RefItem)}
     for index, item in enumerate(document.dashboard.layout):
         if isinstance(item, RefItem) and item.question not in by_ref:
@@ -178,4 +184,4 @@ def import_dashboard(
         refresh_s=exported.refresh_s,
         shared_roles=exported.shared_roles,
     )
-    return save_dashboard(db, user, board, today), created
+    return save_dashboard(db, user, board, today, model=model), created

@@ -4,7 +4,9 @@ Callers sign in with a bearer token or, from the pages, with the session cookie;
 request that changes something must carry the page's CSRF token in ``X-CSRF-Token``. Questions
 run through the semantic layer as the caller (``semantic.answering.answer_query``, the code
 behind ``/semantic/load``), so a site-bound user sees its site's rows of a question shared by
-anyone, and the BI access audit records every run.
+anyone, and the BI access audit records every run. A dashboard's member filters are added to
+the questions they apply to (``dashboards.filters``); the viewer's site scope still holds, so a
+filter can only narrow what the viewer sees.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from maintainpro.analytics.dashboards.filters import (
+    check_member_filters,
+    filter_members,
+    with_member_filters,
+)
 from maintainpro.analytics.dashboards.records import Dashboard, SavedQuestion
 from maintainpro.analytics.dashboards.rules import (
     DashboardError,
     DashboardIn,
+    Filters,
     QuestionIn,
     check_date_range,
     check_query,
@@ -293,11 +301,13 @@ def list_dashboards(db: SessionDep, user: Caller) -> list[dict[str, Any]]:
 
 
 @router.post("/dashboards", status_code=201)
-def create_dashboard(db: SessionDep, user: Caller, body: Annotated[Any, Body()]) -> dict[str, Any]:
+def create_dashboard(
+    request: Request, db: SessionDep, user: Caller, body: Annotated[Any, Body()]
+) -> dict[str, Any]:
     """Save a dashboard; every question on it must be one the caller may open."""
     try:
         data = parse_model(DashboardIn, body, "dashboard")
-        dashboard = save_dashboard(db, user, data, _today())
+        dashboard = save_dashboard(db, user, data, _today(), model=semantic_model(request))
     except DashboardError as exc:
         raise _fail(exc) from None
     db.commit()
@@ -325,8 +335,11 @@ def import_dashboard_route(
 
 
 @router.get("/dashboards/{dashboard_id}")
-def get_dashboard(dashboard_id: int, db: SessionDep, user: Caller) -> dict[str, Any]:
-    """One dashboard, with the questions on it that the caller may open."""
+def get_dashboard(
+    dashboard_id: int, request: Request, db: SessionDep, user: Caller
+) -> dict[str, Any]:
+    """One dashboard, with the questions on it that the caller may open and the members it may
+    be filtered on (``filter_members``)."""
     try:
         dashboard = dashboard_for(db, user, dashboard_id)
     except DashboardError as exc:
@@ -336,18 +349,23 @@ def get_dashboard(dashboard_id: int, db: SessionDep, user: Caller) -> dict[str, 
         question = db.get(SavedQuestion, question_id)
         if question is not None and may_view(question.owner_id, question.shared_roles, user):
             questions[str(question_id)] = _question(question, user)
-    return {**_dashboard(dashboard, user), "questions": questions}
+    members = filter_members(semantic_model(request), access_of(user))
+    return {**_dashboard(dashboard, user), "questions": questions, "filter_members": members}
 
 
 @router.put("/dashboards/{dashboard_id}")
 def update_dashboard(
-    dashboard_id: int, db: SessionDep, user: Caller, body: Annotated[Any, Body()]
+    dashboard_id: int,
+    request: Request,
+    db: SessionDep,
+    user: Caller,
+    body: Annotated[Any, Body()],
 ) -> dict[str, Any]:
-    """Replace a dashboard the caller owns."""
+    """Replace a dashboard the caller owns (the layout, say, after moving a widget)."""
     try:
         dashboard = dashboard_for(db, user, dashboard_id, change=True)
         data = parse_model(DashboardIn, body, "dashboard")
-        save_dashboard(db, user, data, _today(), dashboard)
+        save_dashboard(db, user, data, _today(), dashboard, model=semantic_model(request))
     except DashboardError as exc:
         raise _fail(exc) from None
     db.commit()
@@ -391,30 +409,54 @@ def refresh_dashboard(
     """Every question of the dashboard answered for the caller, with the dashboard's filters.
 
     A body ``{"dateRange": ...}`` replaces the dashboard's range for this refresh (null: each
-    question's own range). A question the caller may not open, or that fails, gives that
-    widget an error, not the page.
+    question's own range), ``{"members": [...]}`` its member filters ([]: none). Each widget
+    lists the member filters that do not apply to its question (``notApplicable``). A question
+    the caller may not open, or that fails, gives that widget an error, not the page.
     """
     try:
         dashboard = dashboard_for(db, user, dashboard_id)
     except DashboardError as exc:
         raise _fail(exc) from None
-    # No body: the dashboard's own range; {"dateRange": null}: each question's own range.
-    sent, override = _date_override(body)
-    date_range = override if sent else dashboard.filters.get("dateRange")
+    model = semantic_model(request)
+    today = _today()
     try:
-        check_date_range(date_range, _today())
+        # No key: the dashboard's own; {"dateRange": null}: each question's own range.
+        sent = parse_model(Filters, {} if body is None else body, "refresh body")
+        saved = Filters.model_validate(dashboard.filters or {})
+        date_range = sent.date_range if "date_range" in sent.model_fields_set else saved.date_range
+        check_date_range(date_range, today)
+        if "members" in sent.model_fields_set:
+            # The viewer's own filters are checked as the viewer; the saved ones were checked
+            # for the owner, and a cube this viewer may not read fails in the widget instead.
+            check_member_filters(model, sent.members, access_of(user), today)
+            members = sent.members
+        else:
+            members = saved.members
     except DashboardError as exc:
         raise _fail(exc) from None
+    except ValueError:  # saved filters the current model no longer reads
+        raise Problem(409, "the dashboard's saved filters do not read; save them again") from None
     widgets: dict[str, Any] = {}
     for question_id in dict.fromkeys(question_ids(dashboard.layout)):
         question = db.get(SavedQuestion, question_id)
         if question is None or not may_view(question.owner_id, question.shared_roles, user):
             widgets[str(question_id)] = {"error": "this question is not shared with you"}
             continue
+        query, skipped = with_member_filters(
+            model, with_date_range(question.query, date_range), members, today
+        )
         try:
-            answer = run_query(request, settings, user, with_date_range(question.query, date_range))
+            answer = run_query(request, settings, user, query)
         except Problem as problem:
-            widgets[str(question_id)] = {"error": problem.detail}
+            widgets[str(question_id)] = {"error": problem.detail, "notApplicable": skipped}
             continue
-        widgets[str(question_id)] = {"question": _question(question, user), "answer": answer}
-    return {"dateRange": date_range, "widgets": widgets}
+        widgets[str(question_id)] = {
+            "question": _question(question, user),
+            "answer": answer,
+            "notApplicable": skipped,
+        }
+    return {
+        "dateRange": date_range,
+        "members": [m.model_dump() for m in members],
+        "widgets": widgets,
+    }

@@ -1,6 +1,7 @@
 // A custom dashboard: saved questions on a 12-column grid answered in one refresh call (with the
-// dashboard-wide time range), live sensor widgets fed by the SSE stream, auto-refresh. The owner
-// adds and removes widgets, saves the time range and changes the settings.
+// dashboard-wide time range and member filters), live sensor widgets fed by the SSE stream,
+// auto-refresh. Anyone who may open it changes the filters for their own view; the owner adds,
+// removes, moves and resizes widgets, saves the filters and changes the settings.
 "use strict";
 (function () {
   var A = window.MPAnalytics;
@@ -9,10 +10,21 @@
   var grid = document.getElementById("dashboard-grid");
   var $ = function (id) { return document.getElementById(id); };
   var dashboard = null;
-  var bodies = {};      // question id -> widget body elements
+  var bodies = {};      // question id -> [{body, note}] of its widgets
   var live = {};        // sensor id -> [{value element, chart, trace}]
   var busy = false;
   var MAX_POINTS = 300;
+  var COLUMNS = 12, MAX_ROWS = 200, MAX_HEIGHT = 12, MAX_FILTERS = 8;
+  var filterRows = $("member-filter-rows");
+  var filtersShown = false;
+  var valueLists = {};  // member -> promise of its values (for the datalists)
+  // Warehouse reads of the page go one at a time: a busy warehouse answers a second one with 503.
+  var reads = Promise.resolve();
+  function serial(call) {
+    var next = reads.then(call, call);
+    reads = next.catch(function () { return null; });
+    return next;
+  }
   var sensorLabels = {};
   config.sensors.forEach(function (s) { sensorLabels[s.id] = s.label + (s.unit ? " [" + s.unit + "]" : ""); });
 
@@ -43,6 +55,135 @@
     $("filter-between").hidden = preset.value !== "between";
   }
 
+  function memberTitle(member) {
+    var found = (dashboard && dashboard.filter_members || []).filter(function (m) { return m.member === member; })[0];
+    return found ? found.title : member;
+  }
+
+  // The values a member takes for this viewer (their sites only), offered while typing.
+  function suggest(member, list) {
+    list.replaceChildren();
+    if (!member) { return; }
+    if (!valueLists[member]) {
+      valueLists[member] = serial(function () { return A.api("POST", "/api/v1/questions/preview", { query: { dimensions: [member], limit: 500 } }); })
+        .then(function (answer) { return (answer.data || []).map(function (row) { return row[member]; }).filter(function (v) { return v !== null && v !== undefined; }); })
+        .catch(function () { return []; });
+    }
+    valueLists[member].then(function (values) {
+      list.replaceChildren();
+      values.forEach(function (v) { list.appendChild(option(String(v), String(v))); });
+    });
+  }
+
+  function renumber() {
+    Array.prototype.forEach.call(filterRows.children, function (row, i) {
+      var n = i + 1;
+      row.setAttribute("data-row", String(n));
+      row.querySelector(".filter-member").setAttribute("aria-label", "Dashboard filter " + n + " member");
+      row.querySelector(".filter-operator").setAttribute("aria-label", "Dashboard filter " + n + " operator");
+      row.querySelector(".filter-values").setAttribute("aria-label", "Dashboard filter " + n + " values");
+      row.querySelector(".filter-remove").setAttribute("aria-label", "Remove dashboard filter " + n);
+    });
+    $("add-member-filter").disabled = filterRows.children.length >= MAX_FILTERS;
+  }
+
+  function addFilterRow(filter) {
+    var row = A.el("div", undefined, "filter-row");
+    var member = A.el("select", undefined, "filter-member");
+    member.appendChild(option("", "(pick a member)"));
+    var offered = dashboard.filter_members || [];
+    offered.forEach(function (m) { member.appendChild(option(m.member, m.title)); });
+    if (filter && !offered.some(function (m) { return m.member === filter.member; })) {
+      member.appendChild(option(filter.member, filter.member));
+    }
+    var operator = A.el("select", undefined, "filter-operator");
+    operator.appendChild(option("equals", "is"));
+    operator.appendChild(option("notEquals", "is not"));
+    var values = A.el("input", undefined, "filter-values");
+    values.type = "text";
+    values.placeholder = "values, comma-separated";
+    var list = A.el("datalist");
+    list.id = "member-values-" + Math.random().toString(36).slice(2);
+    values.setAttribute("list", list.id);
+    var remove = A.el("button", "Remove", "filter-remove");
+    remove.type = "button";
+    remove.addEventListener("click", function () { row.remove(); renumber(); });
+    member.addEventListener("change", function () { row.removeAttribute("data-invalid"); suggest(member.value, list); });
+    values.addEventListener("input", function () { row.removeAttribute("data-invalid"); });
+    if (filter) {
+      member.value = filter.member;
+      operator.value = filter.operator || "equals";
+      values.value = (filter.values || []).join(", ");
+      suggest(filter.member, list);
+    }
+    [member, operator, values, list, remove].forEach(function (node) { row.appendChild(node); });
+    filterRows.appendChild(row);
+    renumber();
+    return row;
+  }
+
+  // The member filters of the bar, or the first problem with them (the row is marked).
+  function pickedMembers() {
+    var members = [];
+    var error = null;
+    Array.prototype.forEach.call(filterRows.children, function (row, i) {
+      if (error) { return; }
+      var member = row.querySelector(".filter-member").value;
+      var values = row.querySelector(".filter-values").value.split(",").map(function (v) { return v.trim(); }).filter(Boolean);
+      if (!member) { error = "Filter " + (i + 1) + ": pick a member."; }
+      else if (!values.length) { error = "Filter " + (i + 1) + ": enter at least one value."; }
+      if (error) { row.setAttribute("data-invalid", ""); return; }
+      members.push({ member: member, operator: row.querySelector(".filter-operator").value, values: values });
+    });
+    return error ? { error: error } : { members: members };
+  }
+
+  // Why an item cannot be placed there, or null when it can (the server checks again).
+  function placeProblem(item, index) {
+    if (item.w < 1 || item.h < 1) { return "it is as small as a widget can be."; }
+    if (item.h > MAX_HEIGHT) { return "a widget is at most " + MAX_HEIGHT + " rows tall."; }
+    if (item.x < 0 || item.y < 0) { return "it is at the edge of the grid."; }
+    if (item.x + item.w > COLUMNS) { return "it would reach past column " + COLUMNS + "."; }
+    if (item.y + item.h > MAX_ROWS) { return "it would reach past row " + MAX_ROWS + "."; }
+    var clash = dashboard.layout.some(function (other, i) {
+      return i !== index && item.x < other.x + other.w && other.x < item.x + item.w &&
+        item.y < other.y + other.h && other.y < item.y + item.h;
+    });
+    return clash ? "another widget is in the way." : null;
+  }
+
+  function place(index, change, done) {
+    var item = dashboard.layout[index];
+    var next = {};
+    Object.keys(item).forEach(function (key) { next[key] = item[key]; });
+    ["x", "y", "w", "h"].forEach(function (key) { next[key] = item[key] + (change[key] || 0); });
+    var problem = placeProblem(next, index);
+    if (problem) { status.textContent = "Not changed: " + problem; return; }
+    var layout = dashboard.layout.map(function (other, i) { return i === index ? next : other; });
+    save({ layout: layout }).then(function () { status.textContent = done; })
+      .catch(function (error) { status.textContent = "Not changed: " + error.message; });
+  }
+
+  var TOOLS = [
+    ["\u2190", "Move %s left", { x: -1 }, "Moved"], ["\u2192", "Move %s right", { x: 1 }, "Moved"],
+    ["\u2191", "Move %s up", { y: -1 }, "Moved"], ["\u2193", "Move %s down", { y: 1 }, "Moved"],
+    ["W+", "Make %s wider", { w: 1 }, "Resized"], ["W\u2212", "Make %s narrower", { w: -1 }, "Resized"],
+    ["H+", "Make %s taller", { h: 1 }, "Resized"], ["H\u2212", "Make %s shorter", { h: -1 }, "Resized"]
+  ];
+
+  function tools(index, title) {
+    var box = A.el("div", undefined, "widget-tools");
+    TOOLS.forEach(function (tool) {
+      var button = A.el("button", tool[0]);
+      button.type = "button";
+      button.title = tool[1].replace("%s", "the widget");
+      button.setAttribute("aria-label", tool[1].replace("%s", title));
+      button.addEventListener("click", function () { place(index, tool[2], tool[3] + " \u201c" + title + "\u201d."); });
+      box.appendChild(button);
+    });
+    return box;
+  }
+
   function widget(item, index, title) {
     var section = A.el("section", undefined, "widget");
     section.style.gridColumn = (item.x + 1) + " / span " + item.w;
@@ -50,6 +191,7 @@
     var head = A.el("div", undefined, "widget-head");
     head.appendChild(A.el("h2", title));
     if (config.can_change) {
+      head.appendChild(tools(index, title));
       var remove = A.el("button", "Remove", "widget-remove");
       remove.type = "button";
       remove.setAttribute("aria-label", "Remove " + title);
@@ -60,10 +202,13 @@
       head.appendChild(remove);
     }
     section.appendChild(head);
+    var note = A.el("p", "", "hint filter-note");
+    note.hidden = true;
+    section.appendChild(note);
     var body = A.el("div", undefined, "widget-body");
     section.appendChild(body);
     grid.appendChild(section);
-    return body;
+    return { body: body, note: note };
   }
 
   function build() {
@@ -76,12 +221,12 @@
     dashboard.layout.forEach(function (item, index) {
       if (item.kind === "question") {
         var q = dashboard.questions[String(item.question_id)];
-        var body = widget(item, index, q ? q.name : "Question " + item.question_id);
-        body.setAttribute("data-question", item.question_id);
-        body.appendChild(A.el("p", "Loading\u2026", "hint"));
-        (bodies[item.question_id] = bodies[item.question_id] || []).push(body);
+        var parts = widget(item, index, q ? q.name : "Question " + item.question_id);
+        parts.body.setAttribute("data-question", item.question_id);
+        parts.body.appendChild(A.el("p", "Loading\u2026", "hint"));
+        (bodies[item.question_id] = bodies[item.question_id] || []).push(parts);
       } else {
-        var liveBody = widget(item, index, item.title || "Live sensors");
+        var liveBody = widget(item, index, item.title || "Live sensors").body;
         liveBody.setAttribute("data-sensors", item.sensor_ids.join(","));
         var list = A.el("ul", undefined, "live-values");
         liveBody.appendChild(list);
@@ -104,14 +249,21 @@
     if (busy || !dashboard) { return Promise.resolve(); }
     var picked = pickedRange();
     if (picked.error) { status.textContent = "Not refreshed: " + picked.error; return Promise.resolve(); }
+    var chosen = pickedMembers();
+    if (chosen.error) { status.textContent = "Not refreshed: " + chosen.error; return Promise.resolve(); }
     busy = true;
     var began = performance.now();
-    return A.api("POST", "/api/v1/dashboards/" + config.id + "/refresh", { dateRange: picked.range }).then(function (result) {
+    var body = { dateRange: picked.range, members: chosen.members };
+    return serial(function () { return A.api("POST", "/api/v1/dashboards/" + config.id + "/refresh", body); }).then(function (result) {
       Object.keys(result.widgets).forEach(function (id) {
         var w = result.widgets[id];
-        (bodies[id] || []).forEach(function (body) {
-          if (w.error) { A.clearChart(body); body.appendChild(A.el("p", w.error, "error")); return; }
-          A.renderChart(body, w.answer, w.question.chart);
+        var skipped = (w.notApplicable || []).map(memberTitle);
+        (bodies[id] || []).forEach(function (parts) {
+          // Said, not hidden: these figures are not narrowed by the filters named.
+          parts.note.textContent = skipped.length ? "Filter not applicable: " + skipped.join(", ") + "." : "";
+          parts.note.hidden = !skipped.length;
+          if (w.error) { A.clearChart(parts.body); parts.body.appendChild(A.el("p", w.error, "error")); return; }
+          A.renderChart(parts.body, w.answer, w.question.chart);
         });
       });
       status.textContent = "Refreshed " + Object.keys(result.widgets).length + " question(s) in " + Math.round(performance.now() - began) + " ms at " + new Date().toLocaleTimeString() + ".";
@@ -142,7 +294,13 @@
   }
 
   function load() {
-    return A.api("GET", "/api/v1/dashboards/" + config.id).then(function (d) { dashboard = d; build(); return refresh(); });
+    return A.api("GET", "/api/v1/dashboards/" + config.id).then(function (d) {
+      dashboard = d;
+      // The bar starts from the saved filters; later saves keep what the viewer has in it.
+      if (!filtersShown) { (d.filters.members || []).forEach(addFilterRow); filtersShown = true; renumber(); }
+      build();
+      return refresh();
+    });
   }
 
   function size(id, fallback) { var node = $(id); return node ? parseInt(node.value, 10) : fallback; }
@@ -157,12 +315,18 @@
   $("filter-preset").addEventListener("change", function () { $("filter-between").hidden = $("filter-preset").value !== "between"; });
   $("dashboard-filters").addEventListener("submit", function (event) { event.preventDefault(); refresh(); });
   $("refresh-now").addEventListener("click", refresh);
+  $("add-member-filter").addEventListener("click", function () {
+    if (dashboard) { addFilterRow(null).querySelector(".filter-member").focus(); }
+  });
   if ($("save-filters")) {
     $("save-filters").addEventListener("click", function () {
       var picked = pickedRange();
       if (picked.error) { status.textContent = "Not saved: " + picked.error; return; }
+      var chosen = pickedMembers();
+      if (chosen.error) { status.textContent = "Not saved: " + chosen.error; return; }
       var filters = picked.range ? { dateRange: picked.range } : {};
-      save({ filters: filters }).then(function () { status.textContent = "Saved the dashboard's time range."; })
+      if (chosen.members.length) { filters.members = chosen.members; }
+      save({ filters: filters }).then(function () { status.textContent = "Saved the dashboard's filters."; })
         .catch(function (error) { status.textContent = "Not saved: " + error.message; });
     });
   }
