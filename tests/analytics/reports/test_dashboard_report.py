@@ -170,6 +170,32 @@ def test_a_site_recipient_sees_its_site_in_every_section(
     assert any(n.startswith("Spend lines:") and "no single site" in n for n in data.notes)
 
 
+def test_the_dashboards_member_filters_narrow_the_sections_they_apply_to(
+    db: Session, world: World, warehouse_settings: Settings, plant_dashboard: dict[str, int]
+) -> None:
+    board = db.get(Dashboard, plant_dashboard["dashboard"])
+    assert board is not None
+    board.filters = {
+        "dateRange": FEBRUARY,
+        "members": [{"member": "Sites.code", "operator": "equals", "values": ["S1"]}],
+    }
+    db.commit()
+    options = {"dashboard_id": plant_dashboard["dashboard"]}
+    data = run_for(db, warehouse_settings, world.head_office, options, None)
+    by_site, _spend = data.tables
+    everything = semantic(warehouse_settings, with_date_range(BY_SITE, FEBRUARY), None)
+    # As on the page: the site filter narrows work orders to S1 ...
+    assert [tuple(r) for r in by_site.rows] == [r for r in everything if r[0] == "S1"]
+    assert len(everything) > len(by_site.rows)
+    assert any(n == "Filters: Sites.code is S1." for n in data.notes)
+    # ... and spend, which no site reaches, says the filter does not apply instead.
+    assert any(n.startswith("Spend lines:") and "does not apply" in n for n in data.notes)
+    # A recipient of site B asking through an S1 filter gets nothing of S1 (never wider).
+    site_b = frozenset({world.site_b})
+    narrowed = run_for(db, warehouse_settings, world.head_office, options, site_b)
+    assert narrowed.tables[0].rows == ()
+
+
 def _sensor(db: Session, key: str, asset_id: int | None, name: str) -> int:
     device = Device(key=key, name=f"Gateway {key}", protocol=Protocol.MQTT, asset_id=asset_id)
     db.add(device)

@@ -23,8 +23,14 @@ import duckdb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maintainpro.analytics.dashboards.filters import with_member_filters
 from maintainpro.analytics.dashboards.records import Dashboard, SavedQuestion
-from maintainpro.analytics.dashboards.rules import may_view, with_date_range
+from maintainpro.analytics.dashboards.rules import (
+    Filters,
+    MemberFilter,
+    may_view,
+    with_date_range,
+)
 from maintainpro.analytics.reports.data import (
     Cell,
     ChartKind,
@@ -46,6 +52,7 @@ from maintainpro.analytics.reports.saved_query import (
     open_warehouse,
     with_period,
 )
+from maintainpro.analytics.semantic.model import default_model
 from maintainpro.core.assets import Asset
 from maintainpro.core.users import Permission
 from maintainpro.iot.devices import Device, Sensor
@@ -116,7 +123,18 @@ class DashboardReport:
         if dashboard is None or not _may_open(params, dashboard.owner_id, dashboard.shared_roles):
             raise SourceError(NOT_FOUND)
         date_range = dashboard.filters.get("dateRange")
+        members = Filters.model_validate(dashboard.filters or {}).members
         found = _Sections([], [], [], [f"Dashboard: {dashboard.name}."])
+        if members:
+            found.notes.append(
+                "Filters: "
+                + "; ".join(
+                    f"{m.member} {'is' if m.operator == 'equals' else 'is not'} "
+                    + " or ".join(m.values)
+                    for m in members
+                )
+                + "."
+            )
         if options["use_period"]:
             found.notes.append("Every question is limited to the report's period.")
         elif date_range is not None:
@@ -131,7 +149,15 @@ class DashboardReport:
                         connection = open_warehouse(params.settings, "a dashboard")
                         found.notes.append(WAREHOUSE_NOTE)
                     _question(
-                        session, connection, params, site_scope, item, position, date_range, found
+                        session,
+                        connection,
+                        params,
+                        site_scope,
+                        item,
+                        position,
+                        date_range,
+                        members,
+                        found,
                     )
                 elif item.get("kind") == "sensors":
                     _sensors(session, params, site_scope, item, position, found)
@@ -168,6 +194,7 @@ def _question(
     item: Mapping[str, Any],
     position: int,
     date_range: str | list[str] | None,
+    members: Sequence[MemberFilter],
     found: _Sections,
 ) -> None:
     """One question tile as a section, or a note saying why it is left out."""
@@ -183,6 +210,14 @@ def _question(
     permissions = frozenset(Permission) if params.permissions is None else params.permissions
     # Relative ranges ("last 30 days") count back from the run's day where the report is read.
     today = params.as_of.astimezone(ZoneInfo(params.timezone)).date()
+    # The dashboard's member filters (site, asset, ...) narrow the tile as on the page; the
+    # recipient's site scope still applies on top, so a filter can only narrow, never widen.
+    query, skipped = with_member_filters(default_model(), query, members, today)
+    if skipped:
+        found.notes.append(
+            f"{question.name}: the dashboard's filter on {', '.join(skipped)} does not apply "
+            "to this question, so it is not narrowed by it."
+        )
     try:
         section = answer_section(
             connection,
