@@ -1,9 +1,12 @@
-"""Anomaly models on rolling features: an isolation forest and a robust z-score baseline.
+"""Anomaly models on rolling features: `local_z` (the default: the largest of a few features
+against a local curve and the sensor's cycle, each in units of its training spread), an
+isolation forest, and a robust z-score baseline.
 
-Both are trained on a stretch of a sensor's (or a sensor type's) normal readings; the alarm
+All are trained on a stretch of a sensor's (or a sensor type's) normal readings; the alarm
 threshold is chosen on those training scores (a high quantile, so about one training point in
 `1 / (1 - quantile)` would score above it) and an alert needs `min_run` anomalous readings in a
-row, so one noisy reading never pages anyone.
+row, so one noisy reading never pages anyone. Feature set 1 is what models saved before
+feature set 2 use; they load and score as they did.
 """
 
 from __future__ import annotations
@@ -14,11 +17,37 @@ from typing import Final, Literal
 import numpy as np
 from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 
-from maintainpro.analytics.ml.features import FEATURES, Array, robust_scale, rolling_features
+from maintainpro.analytics.ml.features import (
+    ALIGN_SEASONS,
+    EPS,
+    FEATURES,
+    Array,
+    cycle_deviation,
+    cycle_profile,
+    local_features,
+    robust_scale,
+    rolling_features,
+    season_length,
+)
 
-ModelKind = Literal["isolation_forest", "robust_z"]
+ModelKind = Literal["isolation_forest", "robust_z", "local_z"]
+# Version 1: the rolling features and the level; version 2 adds the local-curve features.
+FEATURE_SET: Final = 2
+FEATURES_V1: Final = (*FEATURES, "level_z")
+FEATURES_V2: Final = (*FEATURES_V1, "peak_z", "noise_ratio", "mean_level_z", "cycle_z")
+# The longest cycle (in readings) looked for in training data; the window grows to hold one.
+MAX_SEASON: Final = 600
+# The longest window a cycle may stretch a model to: a live scorer with no stored history
+# (a new sensor) is blind for this many readings.
+MAX_WINDOW: Final = 450
 WINDOW: Final = 60
 QUANTILE: Final = 0.999
+# local_z's features look back several readings, so its high scores come in runs and pass the
+# min_run rule more easily than a single reading's z: its threshold is raised by this factor
+# (chosen on the bench's tuning split) for about the same false-alarm rate as the others.
+LOCAL_Z_MARGIN: Final = 1.6
+# The training quantile of each feature that local_z takes as its unit.
+FEATURE_QUANTILE: Final = 0.999
 # The z-score baseline never alarms below this, however tame the training data was.
 MIN_Z: Final = 4.0
 MIN_RUN: Final = 3
@@ -39,15 +68,41 @@ class AnomalyModel:
     forest: IsolationForest | None = None
     min_run: int = MIN_RUN
     clear_run: int = CLEAR_RUN
-    feature_names: tuple[str, ...] = field(default=(*FEATURES, "level_z"))
+    feature_names: tuple[str, ...] = field(default=FEATURES_V1)
+    # Plain defaults (class attributes) on purpose: a model saved before these fields existed
+    # unpickles without them and reads these values, which reproduce its old behaviour.
+    feature_set: int = 1
+    noise_scale: float = 1.0
+    # Readings behind the rolling and local features (0: all of `window`); `window` itself
+    # is then long enough to also reach one `season` (a cycle's period) back.
+    short_window: int = 0
+    # The typical value at each phase of the signal's cycle, when it has one.
+    profile: Array | None = None
+    # Training median and robust scale of each feature (local_z standardises with them).
+    feature_center: Array | None = None
+    feature_scale: Array | None = None
+    # The columns local_z scores on: every extra column is one more chance of a false alarm,
+    # which the threshold has to pay for by rising for all the others.
+    scored: tuple[int, ...] = ()
 
     def feature_matrix(self, values: Array) -> Array:
         """Rolling features plus the level against training, one row per scorable point."""
-        rolled = rolling_features(values, self.window)
-        level = (np.asarray(values, dtype=np.float64)[self.window :] - self.level_median) / (
-            self.level_scale
-        )
-        return np.clip(np.column_stack([rolled, level]), -CLIP, CLIP)
+        x = np.asarray(values, dtype=np.float64)
+        short = self.short_window or self.window
+        # The short features need only the readings from `skip` on to cover the same points.
+        skip = self.window - short
+        rolled = rolling_features(x[skip:], short)
+        level = (x[self.window :] - self.level_median) / self.level_scale
+        columns = [rolled, level]
+        if self.feature_set >= 2:
+            peak, rms, recent_mean = local_features(x[skip:], short).T
+            columns += [
+                peak / self.noise_scale,
+                np.log((rms + EPS) / self.noise_scale),
+                (recent_mean - self.level_median) / self.level_scale,
+                cycle_deviation(x, self.window, _or_empty(self.profile)) / self.noise_scale,
+            ]
+        return np.clip(np.column_stack(columns), -CLIP, CLIP)
 
     def scores_of(self, matrix: Array) -> Array:
         """Anomaly scores of feature rows: higher is more anomalous."""
@@ -55,6 +110,13 @@ class AnomalyModel:
             return np.empty(0)
         if self.kind == "robust_z":
             return np.abs(matrix[:, 0])
+        if self.kind == "local_z":
+            # A local_z model always carries its training centres and scales.
+            assert self.feature_center is not None
+            assert self.feature_scale is not None
+            cols = list(self.scored)
+            z = np.abs((matrix[:, cols] - self.feature_center[cols]) / self.feature_scale[cols])
+            return np.asarray(z.max(axis=1), dtype=np.float64)
         assert self.forest is not None  # an isolation-forest model always carries its forest
         return np.asarray(-self.forest.score_samples(matrix), dtype=np.float64)
 
@@ -65,33 +127,64 @@ class AnomalyModel:
 
 def train(
     values: Array,
-    kind: ModelKind = "isolation_forest",
+    kind: ModelKind = "local_z",
     *,
     window: int = WINDOW,
     quantile: float = QUANTILE,
     seed: int = 0,
+    feature_set: int = FEATURE_SET,
 ) -> AnomalyModel:
     """Fit a model on normal readings and set its threshold on their scores."""
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size < window + 50:
         raise ValueError(f"need at least {window + 50} readings to train, got {x.size}")
+    if kind == "local_z" and feature_set < 2:
+        raise ValueError("the local_z model needs feature set 2")
     model = AnomalyModel(
         kind=kind,
         window=window,
         threshold=0.0,
         level_median=float(np.median(x)),
         level_scale=robust_scale(x),
+        feature_names=FEATURES_V2 if feature_set >= 2 else FEATURES_V1,
+        feature_set=feature_set,
     )
+    if feature_set >= 2:
+        # The typical one-step residual of normal data is the yardstick of the local features.
+        model.noise_scale = max(float(np.median(local_features(x, window)[:, 1])), EPS)
+        season = season_length(x, MAX_SEASON)
+        # Whole seasons, up to ALIGN_SEASONS of them, within MAX_WINDOW + 1 readings.
+        seasons = min(ALIGN_SEASONS, (MAX_WINDOW + 1) // season) if season else 0
+        reach = seasons * season - 1
+        if seasons and x.size >= reach + season + 50:
+            model.profile, model.short_window = cycle_profile(x, season), window
+            model.window = max(window, reach)
     matrix = model.feature_matrix(x)
+    if kind == "local_z":
+        # Each feature in units of its own high training quantile, so that a heavy-tailed
+        # feature cannot raise the bar the others are measured against.
+        center = np.median(matrix, axis=0)
+        spread = np.quantile(np.abs(matrix - center), FEATURE_QUANTILE, axis=0)
+        model.feature_center = center
+        model.feature_scale = np.maximum(spread, 1e-6)
+        names = FEATURES_V2
+        level = "cycle_z" if model.profile is not None else "mean_level_z"
+        model.scored = tuple(names.index(n) for n in ("peak_z", "noise_ratio", level))
     if kind == "isolation_forest":
         model.forest = IsolationForest(n_estimators=150, random_state=seed).fit(matrix)
     scores = model.scores_of(matrix)
     threshold = float(np.quantile(scores, quantile))
+    if kind == "local_z":
+        threshold *= LOCAL_Z_MARGIN
     if kind == "robust_z":
         threshold = max(threshold, MIN_Z)
     model.threshold = threshold
     return model
+
+
+def _or_empty(profile: Array | None) -> Array:
+    return np.empty(0) if profile is None else profile
 
 
 # --------------------------------------------------------------------------- alerting

@@ -1,13 +1,20 @@
-"""Remaining useful life: a degradation trend on a health indicator, extrapolated to the level
-at which the asset fails, with a bootstrap band.
+"""Remaining useful life: a degradation path fitted to a health indicator, extrapolated to
+the level at which the asset fails, with a bootstrap band.
 
-The trend is a least-squares line over the most recent `span_days` of hourly values. Its
-uncertainty comes from a moving-block bootstrap of the residuals (blocks keep the hour-to-hour
-correlation of real sensor noise, which an ordinary bootstrap would ignore and so draw too
-narrow a band); each resample is refitted and extrapolated, and the band is the central
-`coverage` share of those crossing times. The failure level is learned from the asset's
-failure history when it has some (the median level seen just before past failures), else the
-configured critical level of its alert rule.
+Over the most recent `span_days` of hourly values, four path families are fitted by least
+squares (see `degradation_paths`): a straight line, an exponential (accelerating wear), a line
+that bends at a break (wear that started or sped up inside the window) and a line with a jump
+and a bend (a shock). The path with the lowest BIC is extrapolated to the failure level.
+
+The band comes from a moving-block bootstrap of the chosen path's residuals: blocks keep the
+hour-to-hour correlation of real sensor noise, which an ordinary bootstrap would ignore and so
+draw too narrow a band. Every resample goes through the whole procedure again, the choice of
+path included, so the band carries the doubt about which path is right as well as the noise;
+the band is the central `coverage` share of the resamples' crossing times. `method="linear"`
+keeps the earlier straight-line model (for comparison).
+
+The failure level is learned from the asset's failure history when it has some (the median
+level seen just before past failures), else the configured critical level of its alert rule.
 """
 
 from __future__ import annotations
@@ -20,10 +27,21 @@ from typing import Final, Literal
 
 import numpy as np
 
+from maintainpro.analytics.ml.degradation_paths import (
+    PATH_KINDS,
+    PathKind,
+    candidates,
+    crossing,
+    effective_size,
+    fit_best,
+    fitted_values,
+    level_and_rate,
+)
 from maintainpro.analytics.ml.features import Array
 
 Direction = Literal["above", "below"]
-SPAN_DAYS: Final = 7.0
+Method = Literal["auto", "linear"]
+SPAN_DAYS: Final = 14.0
 MIN_POINTS: Final = 24
 BOOTSTRAP: Final = 300
 BLOCK: Final = 12
@@ -38,6 +56,7 @@ class RulEstimate:
     """Days from `now` to the predicted failure, with the band's low and high ends.
 
     `high_days` is None when some resamples never reach the failure level within the horizon.
+    `model` names the degradation path that was extrapolated.
     """
 
     rul_days: float
@@ -47,21 +66,18 @@ class RulEstimate:
     level: float
     threshold: float
     points: int
+    model: str = "linear"
 
 
-def _fit(t: Array, y: Array) -> tuple[float, float]:
-    slope, intercept = np.polyfit(t, y, 1)
-    return float(slope), float(intercept)
-
-
-def _crossing(slope: float, intercept: float, threshold: float, now: float) -> float:
-    """Days after now at which the line reaches the threshold (inf if it never does)."""
-    at_now = intercept + slope * now
-    if at_now >= threshold:
-        return 0.0
-    if slope <= 0:
-        return math.inf
-    return (threshold - at_now) / slope
+def _block_resamples(residuals: Array, count: int, rng: np.random.Generator) -> Array:
+    """`count` moving-block resamples of the residuals, as the columns of an n x count matrix."""
+    n = residuals.size
+    block = min(BLOCK, n)
+    blocks_needed = math.ceil(n / block)
+    starts = rng.integers(0, n - block + 1, (count, blocks_needed))
+    index = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(count, -1)[:, :n]
+    drawn: Array = residuals[index].T
+    return drawn
 
 
 def estimate_rul(
@@ -75,8 +91,11 @@ def estimate_rul(
     coverage: float = COVERAGE,
     resamples: int = BOOTSTRAP,
     seed: int = 0,
+    method: Method = "auto",
 ) -> RulEstimate | None:
     """The RUL of a health indicator heading for `threshold`, or None with no usable trend."""
+    if not 0.0 < coverage < 1.0:
+        raise ValueError("coverage must be between 0 and 1")
     t = np.asarray(times_days, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
     keep = np.isfinite(t) & np.isfinite(y)
@@ -84,38 +103,45 @@ def estimate_rul(
     if t.size < MIN_POINTS:
         return None
     now = float(t.max()) if now_days is None else now_days
-    recent = t >= now - span_days
+    recent = (t >= now - span_days) & (t <= now)
     t, y = t[recent], y[recent]
     if t.size < MIN_POINTS:
         return None
     sign = 1.0 if direction == "above" else -1.0
     y, limit = sign * y, sign * threshold
-    slope, intercept = _fit(t, y)
-    rul = _crossing(slope, intercept, limit, now)
+    kinds: tuple[PathKind, ...] = ("linear",) if method == "linear" else PATH_KINDS
+    cands = candidates(t - now, kinds)
+    n_eff = effective_size(cands, y)
+    fit = fit_best(cands, y[:, None], n_eff)
+    best = cands[int(fit.index[0])]
+    coef = fit.coef[0]
+    rul = crossing(best, coef, limit)
     if rul > HORIZON_DAYS:
         return None
-    fitted = intercept + slope * t
+    fitted = fitted_values(best, coef)
     residuals = y - fitted
+    # Least squares leaves residuals smaller than the noise by the parameters it spent.
+    residuals *= math.sqrt(t.size / max(t.size - best.params, 1))
     rng = np.random.default_rng(seed)
-    block = min(BLOCK, t.size)
-    starts_max = t.size - block + 1
-    blocks_needed = math.ceil(t.size / block)
-    crossings = np.empty(resamples)
-    for i in range(resamples):
-        starts = rng.integers(0, starts_max, blocks_needed)
-        drawn = np.concatenate([residuals[s : s + block] for s in starts])[: t.size]
-        crossings[i] = _crossing(*_fit(t, fitted + drawn), limit, now)
+    drawn = fitted[:, None] + _block_resamples(residuals, resamples, rng)
+    refits = fit_best(cands, drawn, n_eff)
+    crossings = np.array(
+        [crossing(cands[int(i)], c, limit) for i, c in zip(refits.index, refits.coef, strict=True)]
+    )
     tail = (1.0 - coverage) / 2
-    low = float(np.quantile(crossings, tail))
-    high = float(np.quantile(crossings, 1.0 - tail))
+    # Quantiles that are sample values: interpolating toward an infinite crossing gives nan.
+    low = float(np.quantile(crossings, tail, method="inverted_cdf"))
+    high = float(np.quantile(crossings, 1.0 - tail, method="inverted_cdf"))
+    level, rate = level_and_rate(best, coef)
     return RulEstimate(
         rul_days=rul,
         low_days=min(low, rul),
         high_days=max(high, rul) if math.isfinite(high) and high <= HORIZON_DAYS else None,
-        slope_per_day=sign * slope,
-        level=sign * (intercept + slope * now),
+        slope_per_day=sign * rate,
+        level=sign * level,
         threshold=threshold,
         points=int(t.size),
+        model=best.kind,
     )
 
 
