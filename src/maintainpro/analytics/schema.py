@@ -514,6 +514,33 @@ FACT_SPEND = WarehouseTable(
     ("invoice_line_key",),
 )
 
+# Written by the machine-learning jobs (analytics/ml/training.py), not by an ETL job: one row per
+# asset (remaining useful life) or per sensor (anomaly score) and run. A run is identified by
+# (kind, predicted_at) and re-running it replaces its rows.
+FACT_PREDICTION = WarehouseTable(
+    "fact_prediction",
+    "fact",
+    "Model outputs per run: remaining useful life per asset and anomaly score per sensor, "
+    "with the model version that produced them.",
+    (
+        _c("predicted_at", TS, "when the run computed the prediction"),
+        _c("date_key", I32, "day of predicted_at", how=T),
+        _c("kind", STR, "rul | anomaly"),
+        _c("model_id", I64, "model version id in the registry"),
+        _c("model_version", I64, "version number of the model's target"),
+        _c("sensor_key", I64, "", "sensors.id"),
+        _c("asset_key", I64, "", "devices.asset_id"),
+        _c("site_key", I64, "", "assets.site_id"),
+        _c("value", F64, "RUL in days, or the newest anomaly score"),
+        _c("low", F64, "band low end (RUL days)"),
+        _c("high", F64, "band high end (RUL days); null when open-ended"),
+        _c("threshold", F64, "failure level (RUL), or alarm threshold (anomaly)"),
+        _c("threshold_source", STR, "failure history | alert rule | training scores"),
+        _c("failure_at", TS, "predicted failure time (RUL)"),
+    ),
+    ("kind", "predicted_at", "sensor_key"),
+)
+
 # --------------------------------------------------------------------------- bookkeeping
 
 ETL_WATERMARKS = WarehouseTable(
@@ -572,6 +599,7 @@ FACTS: Final = (
     FACT_RECEIPT,
     FACT_INVOICE,
     FACT_SPEND,
+    FACT_PREDICTION,
 )
 META: Final = (ETL_WATERMARKS, ETL_RUNS)
 TABLES: Final = {t.name: t for t in (*DIMENSIONS, *FACTS, *META)}

@@ -17,6 +17,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from maintainpro.analytics.ml.registry import models_dir
+from maintainpro.analytics.ml.training import RUL_REASON, load_rul_run, missing_reason
 from maintainpro.api.deps import SessionDep
 from maintainpro.api.fields import FreeText, Name, contains_pattern
 from maintainpro.api.problems import problem_response
@@ -68,6 +70,7 @@ NAV = (
     ("/assets", "Assets"),
     ("/work-orders", "Work orders"),
 )
+REPORTS_NAV = (("/reports", "Reports"),)  # only for roles that may read reports
 CanReadAssets = page_permission(Permission.ASSETS_READ)
 CanReadWork = page_permission(Permission.WORK_ORDERS_READ)
 CanWriteWork = page_permission(Permission.WORK_ORDERS_WRITE)
@@ -94,7 +97,9 @@ def render(
         name,
         {
             "user": user,
-            "nav": NAV,
+            "nav": NAV + REPORTS_NAV
+            if user is not None and Permission.REPORTS_READ in user.permissions
+            else NAV,
             "csrf": csrf_token(request),
             "path": request.url.path,
             **context,
@@ -243,7 +248,7 @@ def assets_page(
 
 @router.get("/assets/{asset_id}", dependencies=[CanReadAssets])
 def asset_page(request: Request, db: SessionDep, user: PageUser, asset_id: int) -> HTMLResponse:
-    """One asset: details, hierarchy, meters with a chart, schedules and work orders."""
+    """One asset: details, hierarchy, meters, schedules, remaining useful life, work orders."""
     asset = db.get(Asset, asset_id)
     if asset is None:
         raise HTTPException(404, f"asset {asset_id} does not exist")
@@ -280,6 +285,11 @@ def asset_page(request: Request, db: SessionDep, user: PageUser, asset_id: int) 
     cold_dir = request.app.state.settings.cold_dir
     sensors = asset_sensors(db, asset.id, cold_dir)
     live = live_sensors(db, [v.sensor for v in sensors], asset.asset_class, utcnow(), cold_dir)
+    # Remaining useful life from the hourly ML job, and the PMs it pulled forward (their reason
+    # carries the RUL phrase; trend-driven pull-forwards do not).
+    rul_run = load_rul_run(models_dir(request.app.state.settings))
+    rul = None if rul_run is None else rul_run.estimate_of(asset.id)
+    rul_pulled = [s for s in schedules if s.proposal_reason and RUL_REASON in s.proposal_reason]
     return render(
         request,
         "asset.html",
@@ -293,6 +303,10 @@ def asset_page(request: Request, db: SessionDep, user: PageUser, asset_id: int) 
         sensors=sensors,
         alerts=open_alerts(db, asset.id),
         live={"asset_id": asset.id, "sensors": live},
+        rul=rul,
+        rul_run=rul_run,
+        rul_missing=None if rul is not None else missing_reason(rul_run, asset.id),
+        rul_pulled=rul_pulled,
     )
 
 

@@ -1,18 +1,22 @@
 """Where training data comes from: the warehouse when it has been built, else the operational
 store. Raw readings (for anomaly models, which score raw live readings) always come from the
 operational store, the only place that keeps them; hourly values (for degradation trends) come
-from `fact_sensor_hour` when the warehouse exists."""
+from `fact_sensor_hour` when the warehouse exists, completed from the operational hourly rollups
+for the hours the warehouse has not loaded yet."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Protocol
 
+import duckdb
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from maintainpro.analytics.transforms import unit_rule
 from maintainpro.analytics.warehouse import WarehouseError, connect, naive_utc, warehouse_file
 from maintainpro.config import Settings
+from maintainpro.iot.devices import Sensor
 from maintainpro.iot.timeseries import readings_table, to_ms
 from maintainpro.iot.trends import hourly_averages
 
@@ -71,7 +75,11 @@ class WarehouseSource(OperationalSource):
     def hourly(
         self, sensor_id: int, start: dt.datetime, end: dt.datetime
     ) -> list[tuple[dt.datetime, float]]:
-        """(hour middle, average) from fact_sensor_hour; operations when the file is busy."""
+        """(hour middle, average) from fact_sensor_hour, completed from operations.
+
+        Hours after the warehouse's newest one (it is loaded periodically, so it lags) come from
+        the operational rollups, as does everything when the file is busy or not yet built.
+        """
         try:
             connection = connect(self.path, read_only=True)
         except WarehouseError:
@@ -82,10 +90,25 @@ class WarehouseSource(OperationalSource):
                 "AND hour_start >= ? AND hour_start < ? ORDER BY hour_start",
                 [sensor_id, naive_utc(start), naive_utc(end)],
             ).fetchall()
+        except duckdb.Error:
+            # A warehouse file without its tables yet (only predictions written so far).
+            return super().hourly(sensor_id, start, end)
         finally:
             connection.close()
+        if not rows:
+            return super().hourly(sensor_id, start, end)
+        # The warehouse holds canonical units (°F as °C, psi as bar, ...); alert levels and the
+        # operational rollups are in the sensor's own unit, so convert back.
+        with self.factory() as session:
+            rule = unit_rule(session.scalar(select(Sensor.unit).where(Sensor.id == sensor_id)))
         half = dt.timedelta(minutes=30)
-        return [(h.replace(tzinfo=dt.UTC) + half, float(v)) for h, v in rows if v is not None]
+        found = [
+            (h.replace(tzinfo=dt.UTC) + half, (float(v) - rule.offset) / rule.scale)
+            for h, v in rows
+            if v is not None
+        ]
+        after = rows[-1][0].replace(tzinfo=dt.UTC) + dt.timedelta(hours=1)
+        return found + (super().hourly(sensor_id, after, end) if after < end else [])
 
 
 def training_source(factory: sessionmaker[Session], settings: Settings) -> TrainingSource:

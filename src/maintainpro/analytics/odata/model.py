@@ -164,6 +164,7 @@ _TABLE_PERMISSIONS: Final[dict[str, frozenset[Permission]]] = {
     schema.FACT_RECEIPT.name: SUPPLY,
     schema.FACT_INVOICE.name: SUPPLY,
     schema.FACT_SPEND.name: SUPPLY,
+    schema.FACT_PREDICTION.name: ASSETS,
 }
 _ROLLUP_PERMISSIONS: Final[dict[str, frozenset[Permission]]] = {
     rollups.SENSOR_DAY.table.name: ASSETS,

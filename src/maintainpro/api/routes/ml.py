@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from maintainpro.analytics.ml.registry import ModelRegistry, RegistryError, models_dir
-from maintainpro.analytics.ml.training import load_rul
-from maintainpro.api.deps import SettingsDep, require
+from maintainpro.analytics.ml.training import load_rul_run, missing_reason
+from maintainpro.api.crud import get_or_404
+from maintainpro.api.deps import SessionDep, SettingsDep, require
 from maintainpro.api.problems import Problem
+from maintainpro.core.assets import Asset
 from maintainpro.core.users import Permission
 
 router = APIRouter(tags=["ml"])
@@ -41,6 +43,7 @@ class RulOut(BaseModel):
 
     asset_id: int
     sensor_id: int
+    sensor_name: str
     computed_at: dt.datetime
     rul_days: float
     low_days: float
@@ -48,6 +51,9 @@ class RulOut(BaseModel):
     failure_at: dt.datetime
     threshold: float
     threshold_source: str
+    model_id: int | None
+    model_version: int | None
+    path: str
 
 
 def _out(record: Any) -> ModelOut:
@@ -70,14 +76,24 @@ def promote_model(model_id: int, settings: SettingsDep) -> ModelOut:
 
 
 @router.get("/assets/{asset_id}/rul", dependencies=[Reader])
-def asset_rul(asset_id: int, settings: SettingsDep) -> RulOut:
-    """The asset's latest remaining-useful-life estimate."""
-    found = load_rul(models_dir(settings)).get(asset_id)
+def asset_rul(asset_id: int, db: SessionDep, settings: SettingsDep) -> RulOut:
+    """The asset's latest remaining-useful-life estimate (404 with the reason when none)."""
+    get_or_404(db, Asset, asset_id)
+    run = load_rul_run(models_dir(settings))
+    found = None if run is None else run.estimate_of(asset_id)
     if found is None:
-        raise Problem(404, f"Asset {asset_id} has no remaining-life estimate.", title="No estimate")
+        why = missing_reason(run, asset_id)
+        raise Problem(
+            404,
+            f"Asset {asset_id} has no remaining-life estimate: {why}.",
+            title="No estimate",
+            reason=why,
+            computed_at=None if run is None else run.computed_at.isoformat(),
+        )
     return RulOut(
         asset_id=found.asset_id,
         sensor_id=found.sensor_id,
+        sensor_name=found.sensor_name,
         computed_at=found.computed_at,
         rul_days=found.rul_days,
         low_days=found.low_days,
@@ -85,4 +101,7 @@ def asset_rul(asset_id: int, settings: SettingsDep) -> RulOut:
         failure_at=found.failure_at,
         threshold=found.threshold,
         threshold_source=found.threshold_source,
+        model_id=found.model_id,
+        model_version=found.model_version,
+        path=found.path,
     )
