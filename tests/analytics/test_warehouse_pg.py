@@ -26,8 +26,14 @@ from analytics.analytics_world import KPI_PERIOD, add_readings, at
 from maintainpro.analytics import schema
 from maintainpro.analytics.lineage import POSTGRES_JOB_PREFIX
 from maintainpro.analytics.pg_copy import copy_format
-from maintainpro.analytics.refresh import RefreshOutcome, refresh_warehouse
-from maintainpro.analytics.warehouse import RunRecord, WarehouseError, connect, naive_utc
+from maintainpro.analytics.refresh import PREDICTIONS_JOB, RefreshOutcome, refresh_warehouse
+from maintainpro.analytics.warehouse import (
+    DuckDbWarehouse,
+    RunRecord,
+    WarehouseError,
+    connect,
+    naive_utc,
+)
 from maintainpro.analytics.warehouse_pg import PostgresWarehouse, conninfo, pg_type
 from maintainpro.cli.main import app
 from maintainpro.config import Settings
@@ -125,7 +131,9 @@ def assert_loaded(outcome: RefreshOutcome) -> None:
     """Both stores loaded every job without error."""
     assert outcome.postgres_error is None
     assert (outcome.failed_jobs, outcome.failed_postgres_jobs) == ([], [])
-    assert [r.job for r in outcome.records] == [r.job for r in outcome.postgres_records]
+    # PostgreSQL's runs are DuckDB's jobs plus the copy of DuckDB's ML predictions.
+    copied = [r.job for r in outcome.postgres_records]
+    assert copied == [*(r.job for r in outcome.records), PREDICTIONS_JOB]
 
 
 def test_both_stores_hold_the_same_rows(
@@ -143,7 +151,8 @@ def test_both_stores_hold_the_same_rows(
     assert filled >= len(DATA_TABLES) - 1
     # Both stores recorded their own completed run of every job.
     runs = "SELECT job, status, rows_in, rows_out, rows_rejected FROM etl_runs"
-    assert duck_rows(both, runs) == pg_rows(both, runs)
+    copied = [r for r in pg_rows(both, runs) if r[0] != PREDICTIONS_JOB]
+    assert duck_rows(both, runs) == copied
     jobs = {r.job for r in outcome.records}
     assert {r[0] for r in pg_rows(both, "SELECT job FROM etl_watermarks")} == jobs
 
@@ -483,13 +492,14 @@ def test_the_cli_builds_and_lists_each_store(
     only_pg = runner.invoke(app, ["warehouse", "build", "--target", "postgres"])
     assert only_pg.exit_code == 0, only_pg.output
     assert "fact_alert (postgres)" in only_pg.output
-    assert f"{both.warehouse_schema}: 14 job(s) completed" in only_pg.output
+    # PostgreSQL runs the 14 ETL jobs and the copy of DuckDB's ML predictions.
+    assert f"{both.warehouse_schema}: 15 job(s) completed" in only_pg.output
     assert not (both.warehouse_path or Path()).exists()
 
     built = runner.invoke(app, ["warehouse", "build"])
     assert built.exit_code == 0, built.output
     assert "warehouse.duckdb: 14 job(s) completed" in built.output
-    assert f"{both.warehouse_schema}: 14 job(s) completed" in built.output
+    assert f"{both.warehouse_schema}: 15 job(s) completed" in built.output
 
     runs = runner.invoke(app, ["warehouse", "runs", "--job", "fact_alert"])
     assert runs.exit_code == 0, runs.output
@@ -514,3 +524,58 @@ def test_duckdb_is_read_back_unchanged_by_a_postgres_only_build(
     assert outcome.records == []
     assert outcome.failed_postgres_jobs == []
     assert duck_rows(both, "SELECT run_id FROM etl_runs") == before
+
+
+def _predictions(settings: Settings, run_at: dt.datetime, values: list[float]) -> None:
+    """One RUL run (one row per value) written to the DuckDB file as the ML job does."""
+    table = schema.FACT_PREDICTION
+    rows = [
+        {
+            "predicted_at": naive_utc(run_at),
+            "date_key": int(run_at.strftime("%Y%m%d")),
+            "kind": "rul",
+            "model_id": 1,
+            "model_version": 1,
+            "sensor_key": sensor,
+            "asset_key": 10 + sensor,
+            "site_key": 1,
+            "value": value,
+            "low": value - 1.0,
+            "high": None,
+            "threshold": 90.0,
+            "threshold_source": "alert rule",
+            "failure_at": naive_utc(run_at + dt.timedelta(days=value)),
+        }
+        for sensor, value in enumerate(values, start=1)
+    ]
+    with DuckDbWarehouse(settings.warehouse_path) as warehouse:  # type: ignore[arg-type]
+        warehouse.ensure_schema()
+        with warehouse.transaction():
+            warehouse.connection.execute(
+                "DELETE FROM fact_prediction WHERE predicted_at = ?", [naive_utc(run_at)]
+            )
+            warehouse.insert(table, pa.Table.from_pylist(rows, table.arrow_schema))
+
+
+def test_ml_predictions_reach_postgres_and_a_rewritten_run_replaces_its_rows(
+    engine: Engine, seeded: dict[str, int], both: Settings
+) -> None:
+    first, second = at(3), at(5)
+    _predictions(both, first, [12.5, 30.0])
+    assert_loaded(refresh_warehouse(engine, both))
+    sql_text = "SELECT predicted_at, sensor_key, value, high FROM fact_prediction"
+    assert sorted(pg_rows(both, sql_text)) == sorted(duck_rows(both, sql_text))
+    assert len(pg_rows(both, sql_text)) == 2
+    # A new run, and the same run written again with other values (the job re-ran).
+    _predictions(both, second, [11.0])
+    _predictions(both, second, [10.0, 28.0, 3.5])
+    outcome = refresh_warehouse(engine, both)
+    assert_loaded(outcome)
+    copy = next(r for r in outcome.postgres_records if r.job == PREDICTIONS_JOB)
+    # From PostgreSQL's newest run (the first) on: both runs, the first replacing itself.
+    assert copy.rows_out == 5
+    assert sorted(pg_rows(both, sql_text)) == sorted(duck_rows(both, sql_text))
+    assert len(pg_rows(both, sql_text)) == 5
+    # Nothing new: the newest run is copied again and replaces itself, still five rows.
+    assert_loaded(refresh_warehouse(engine, both))
+    assert sorted(pg_rows(both, sql_text)) == sorted(duck_rows(both, sql_text))

@@ -9,19 +9,33 @@ and logged without touching the DuckDB load.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Literal
 
+import duckdb
+import pyarrow as pa
 from sqlalchemy import Engine
 
 from maintainpro.analytics.jobs import ALL_JOBS, Job
 from maintainpro.analytics.lineage import POSTGRES_JOB_PREFIX, lineage_for
 from maintainpro.analytics.runs import BuildOptions, Progress, build
+from maintainpro.analytics.schema import FACT_PREDICTION
 from maintainpro.analytics.semantic.materialise import RefreshResult, refresh
 from maintainpro.analytics.semantic.model import default_model
-from maintainpro.analytics.warehouse import DuckDbWarehouse, RunRecord, warehouse_file
+from maintainpro.analytics.warehouse import (
+    DuckDbWarehouse,
+    RunRecord,
+    WarehouseError,
+    aware_utc,
+    connect,
+    naive_utc,
+    new_run_id,
+    warehouse_file,
+)
 from maintainpro.analytics.warehouse_pg import PostgresWarehouse, lineage_dataset, where_is
 from maintainpro.config import Settings
 
@@ -144,6 +158,7 @@ def refresh_postgres(
                 BuildOptions(base_currency=settings.base_currency, full=full, jobs=jobs),
                 progress=relabelled,
             )
+            records.append(copy_predictions(warehouse_file(settings), target))
     except Exception as exc:  # noqa: BLE001 - recorded and logged; DuckDB's load stands
         error = f"{type(exc).__name__}: {exc}"[:2000]
         log.warning("postgres warehouse load failed", extra={"where": where, "error": error})
@@ -152,6 +167,62 @@ def refresh_postgres(
     if failed:
         log.warning("postgres warehouse jobs failed", extra={"where": where, "failed": failed})
     return records, None
+
+
+PREDICTIONS_JOB: Final = "fact_prediction_copy"
+
+
+def copy_predictions(duck_path: Path, target: PostgresWarehouse) -> RunRecord:
+    """Bring fact_prediction from the DuckDB file to PostgreSQL; the run's record.
+
+    The ML jobs write their predictions into the DuckDB file only (they run in the hub, beside
+    its channels); no operational table holds them, so the ETL jobs cannot load them. Each
+    refresh copies the runs from PostgreSQL's newest ``predicted_at`` on, replacing that run
+    whole, so a run re-written in DuckDB arrives once and a repeated copy changes nothing.
+    """
+    started = dt.datetime.now(dt.UTC)
+    record = RunRecord(new_run_id(), PREDICTIONS_JOB, "incremental", None, started, started)
+    newest = target.max_value(FACT_PREDICTION, "predicted_at")
+    since = aware_utc(newest)
+    record.window_start = since
+    try:
+        rows = _duck_predictions(duck_path, since)
+        with target.transaction():
+            if since is not None:
+                target.delete_since(FACT_PREDICTION, "predicted_at", since)
+            written = target.insert(FACT_PREDICTION, rows)
+    except (WarehouseError, duckdb.Error) as exc:
+        # The file is busy or has no predictions yet: the next refresh copies them.
+        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    else:
+        record.rows_in = record.rows_out = written
+        record.status = "completed"
+    record.finished_at = dt.datetime.now(dt.UTC)
+    target.save_run(record)
+    return record
+
+
+def _duck_predictions(duck_path: Path, since: dt.datetime | None) -> pa.Table:
+    """fact_prediction rows of the DuckDB file at or after ``since`` (all when None)."""
+    columns = ", ".join(FACT_PREDICTION.column_names)
+    if not duck_path.exists():
+        # A PostgreSQL-only build before the DuckDB file exists: no predictions were made yet.
+        return FACT_PREDICTION.arrow_schema.empty_table()
+    connection = connect(duck_path, read_only=True)
+    try:
+        exists = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+            [FACT_PREDICTION.name],
+        ).fetchall()
+        if not exists or not exists[0][0]:
+            return FACT_PREDICTION.arrow_schema.empty_table()
+        where, params = (
+            ("", None) if since is None else ("WHERE predicted_at >= ?", [naive_utc(since)])
+        )
+        query = f"SELECT {columns} FROM {FACT_PREDICTION.name} {where}"  # noqa: S608 - schema names
+        return connection.sql(query, params=params).to_arrow_table()
+    finally:
+        connection.close()
 
 
 def scheduled_refresh(engine: Engine, settings: Settings) -> None:
