@@ -333,3 +333,26 @@ def test_a_broken_override_is_reported_and_the_shipped_policies_apply(
     spend = loaded.catalog.get("fact_spend")
     assert spend is not None
     assert spend.classification == "confidential"
+
+
+def test_predictions_are_as_fresh_as_the_newest_model_run(warehouse: DuckDbWarehouse) -> None:
+    warehouse.ensure_schema()
+    catalog = shipped()
+    empty = read_status(warehouse.connection, catalog, scope=None, now=NOW)
+    assert empty["fact_prediction"].freshness.state == "never"
+    run_at = NOW - dt.timedelta(hours=1)
+    warehouse.connection.execute(
+        "INSERT INTO fact_prediction (predicted_at, kind, sensor_key, value) VALUES (?, ?, ?, ?)",
+        [run_at.replace(tzinfo=None), "rul", 7, 12.5],
+    )
+    status = read_status(warehouse.connection, catalog, scope=None, now=NOW)
+    fresh = status["fact_prediction"].freshness
+    assert (fresh.state, fresh.last_success) == ("fresh", run_at)
+    # No model run for longer than its refresh interval: stale.
+    later = NOW + catalog.datasets["fact_prediction"].refresh
+    assert (
+        read_status(warehouse.connection, catalog, scope=None, now=later)[
+            "fact_prediction"
+        ].freshness.state
+        == "stale"
+    )

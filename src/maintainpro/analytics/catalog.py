@@ -616,6 +616,26 @@ def job_loads(connection: duckdb.DuckDBPyConnection) -> dict[str, LoadRecord]:
     }
 
 
+# Tables no ETL job loads, written by the hub's own jobs with a time of writing per row: their
+# freshness is the newest such time (the ML jobs keep no run records in the warehouse).
+WRITTEN_AT: Final[dict[str, str]] = {schema.FACT_PREDICTION.name: "predicted_at"}
+
+
+def written_loads(
+    connection: duckdb.DuckDBPyConnection, existing: set[str]
+) -> dict[str, LoadRecord]:
+    """Per table of ``WRITTEN_AT`` that exists and has rows: its newest write as a load."""
+    found = {}
+    for table, column in WRITTEN_AT.items():
+        if table not in existing:
+            continue
+        rows = connection.execute(f'SELECT max("{column}") FROM "{table}"').fetchall()  # noqa: S608 - constants
+        newest = aware_utc(rows[0][0]) if rows and rows[0][0] is not None else None
+        if newest is not None:
+            found[table] = LoadRecord(newest, newest, "completed")
+    return found
+
+
 def cube_loads(connection: duckdb.DuckDBPyConnection) -> dict[str, LoadRecord]:
     """Per pre-aggregation table: when it was last refreshed (failures are not kept)."""
     rows = connection.execute(f"SELECT table_name, refreshed_at FROM {CUBE_STATE}").fetchall()  # noqa: S608 - constant
@@ -645,6 +665,7 @@ def read_status(
     existing = _existing(connection)
     jobs = job_loads(connection) if "etl_runs" in existing else {}
     cubes = cube_loads(connection) if CUBE_STATE in existing else {}
+    written = written_loads(connection, existing)
     loads: dict[str, LoadRecord | None] = {}
     for dataset in catalog:
         if dataset.kind == "cube":
@@ -658,6 +679,8 @@ def read_status(
             )
         elif dataset.loaded_by is not None:
             loads[dataset.name] = jobs.get(dataset.loaded_by)
+        elif dataset.name in WRITTEN_AT:
+            loads[dataset.name] = written.get(dataset.name)
         else:
             loads[dataset.name] = _oldest([loads.get(n) for n in dataset.inputs])
     wanted = set(names) if names is not None else set(catalog.datasets)
