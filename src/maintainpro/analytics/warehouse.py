@@ -120,6 +120,24 @@ class RunRecord:
             return None
         return (self.finished_at - self.started_at).total_seconds()
 
+    def row(self) -> list[Any]:
+        """The record as an ``etl_runs`` row, in column order (times as naive UTC)."""
+        return [
+            self.run_id,
+            self.job,
+            self.mode,
+            naive_utc(self.window_start),
+            naive_utc(self.window_end),
+            naive_utc(self.started_at),
+            naive_utc(self.finished_at),
+            self.duration_s,
+            self.rows_in,
+            self.rows_out,
+            self.rows_rejected,
+            self.status,
+            self.error,
+        ]
+
 
 def new_run_id() -> str:
     """A run id (UUID), shared by the run record and its lineage events."""
@@ -311,21 +329,7 @@ class DuckDbWarehouse:
         """Insert or update a run record; committed on its own."""
         if self._in_transaction:
             raise WarehouseError("run records are saved outside the job's transaction")
-        values = [
-            record.run_id,
-            record.job,
-            record.mode,
-            naive_utc(record.window_start),
-            naive_utc(record.window_end),
-            naive_utc(record.started_at),
-            naive_utc(record.finished_at),
-            record.duration_s,
-            record.rows_in,
-            record.rows_out,
-            record.rows_rejected,
-            record.status,
-            record.error,
-        ]
+        values = record.row()
         self.connection.execute("BEGIN TRANSACTION")
         self.connection.execute("DELETE FROM etl_runs WHERE run_id = ?", [record.run_id])
         self.connection.execute(

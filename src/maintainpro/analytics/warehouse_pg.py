@@ -358,21 +358,7 @@ class PostgresWarehouse:
         """Insert or update a run record; committed on its own."""
         if self._in_transaction:
             raise WarehouseError("run records are saved outside the job's transaction")
-        values = [
-            record.run_id,
-            record.job,
-            record.mode,
-            naive_utc(record.window_start),
-            naive_utc(record.window_end),
-            naive_utc(record.started_at),
-            naive_utc(record.finished_at),
-            record.duration_s,
-            record.rows_in,
-            record.rows_out,
-            record.rows_rejected,
-            record.status,
-            record.error,
-        ]
+        values = record.row()
         name = self._name(schema.ETL_RUNS)
         with self.connection.transaction():
             self.connection.execute(
