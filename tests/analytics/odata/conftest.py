@@ -4,18 +4,22 @@ site or to none, and settings that point the app at that warehouse."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from analytics.analytics_world import at
 from analytics.odata.odata_world import two_sites
 from maintainpro.analytics.lineage import lineage_for
 from maintainpro.analytics.runs import BuildOptions, build
-from maintainpro.analytics.warehouse import DuckDbWarehouse
+from maintainpro.analytics.schema import FACT_PREDICTION
+from maintainpro.analytics.warehouse import DuckDbWarehouse, naive_utc
 from maintainpro.config import Settings
 from maintainpro.core.users import Role, User
 
@@ -43,6 +47,34 @@ def built(engine: Engine, world: dict[str, int], settings: Settings, warehouse_p
             target,
             lineage_for(settings, warehouse_path),
             BuildOptions(base_currency="USD", full=True),
+        )
+        # The ML jobs' output (written beside the ETL, not by it): three RUL runs per site's
+        # sensor, so fact_prediction has rows of both sites and several pages too.
+        predictions = [
+            {
+                "predicted_at": naive_utc(at(hour)),
+                "date_key": int(at(hour).strftime("%Y%m%d")),
+                "kind": "rul",
+                "model_id": 1,
+                "model_version": 1,
+                "sensor_key": sensor,
+                "asset_key": asset,
+                "site_key": site,
+                "value": 20.0 - hour,
+                "low": 15.0 - hour,
+                "high": 30.0 - hour,
+                "threshold": 90.0,
+                "threshold_source": "alert rule",
+                "failure_at": naive_utc(at(hour) + dt.timedelta(days=20 - hour)),
+            }
+            for hour in (1, 2, 3)
+            for sensor, asset, site in (
+                (world["temp"], world["pump"], world["site_a"]),
+                (world["sensor_b"], world["pump_b"], world["site_b"]),
+            )
+        ]
+        target.insert(
+            FACT_PREDICTION, pa.Table.from_pylist(predictions, FACT_PREDICTION.arrow_schema)
         )
     failed = [r for r in records if r.status != "completed"]
     assert not failed, failed
