@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fastapi.routing
 import pytest
 from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.app import create_app
@@ -48,6 +51,46 @@ def cheap_password_hashing() -> Iterator[None]:
         yield
 
 
+def _memoised(build: Callable[..., Any]) -> Callable[..., Any]:
+    """`build` remembering its result per keyword arguments (unhashable ones are not kept)."""
+    results: dict[tuple[Any, ...], Any] = {}
+
+    def remembered(*positional: Any, **arguments: Any) -> Any:
+        if positional:
+            return build(*positional, **arguments)
+        key = tuple(
+            (name, tuple(value) if isinstance(value, list) else value)
+            for name, value in sorted(arguments.items())
+        )
+        try:
+            return results[key]
+        except KeyError:
+            result = results[key] = build(**arguments)
+            return result
+        except TypeError:  # an unhashable argument: build afresh
+            return build(**arguments)
+
+    return remembered
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_app_construction() -> Iterator[None]:
+    """Each route's parameters and response model analysed once per session, not once per app.
+
+    FastAPI analyses every route of every router again for each app it includes them in
+    (signatures, pydantic adapters): about a second per `create_app`, which ~1,000 tests call.
+    The analysis depends only on the endpoint, its path and its dependencies (all in the key),
+    and its results are not changed afterwards, so apps built from the same routes share them.
+    """
+    names = ("_build_dependant_with_parameterless_dependencies", "create_model_field")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in names:
+            # A FastAPI without these internals simply builds every app in full.
+            if hasattr(fastapi.routing, name):
+                patch.setattr(fastapi.routing, name, _memoised(getattr(fastapi.routing, name)))
+        yield
+
+
 def _pg_reachable() -> str | None:
     try:
         engine = create_engine(PG_ADMIN_URL)
@@ -71,6 +114,9 @@ def postgres_url() -> Iterator[str]:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+        # A throwaway database: a commit need not wait for the WAL flush (a crash loses the
+        # last commits of a test run, never its consistency), which every test commits often.
+        connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     yield url
     with admin.connect() as connection:
@@ -98,18 +144,113 @@ def shared_engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _empty_tables(engine: Engine) -> None:
-    tables = [t.name for t in reversed(metadata().sorted_tables)]
-    with engine.begin() as connection:
+@dataclass(frozen=True)
+class _Cleanup:
+    """What emptying a test database needs, looked up once per engine."""
+
+    tables: list[str]  # children before parents
+    probe: str  # one query naming the tables a test wrote to
+    owned_sequences: frozenset[str]
+    partitioned: frozenset[str]
+
+
+_cleanups: dict[Engine, _Cleanup] = {}
+
+
+def _cleanup(engine: Engine) -> _Cleanup:
+    if engine not in _cleanups:
+        tables = [t.name for t in reversed(metadata().sorted_tables)]
+        partitioned: frozenset[str] = frozenset()
+        owned: frozenset[str] = frozenset()
         if engine.dialect.name == "postgresql":
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            # Self-referencing rows (asset hierarchies) cannot be deleted in one pass with
-            # foreign keys checked row by row.
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            for table in tables:
+            with engine.connect() as connection:
+                partitioned = frozenset(
+                    connection.execute(
+                        text("SELECT relname FROM pg_class WHERE relkind = 'p'")
+                    ).scalars()
+                )
+                # Sequences behind serial and identity columns: the ones RESTART IDENTITY resets.
+                owned = frozenset(
+                    connection.execute(
+                        text(
+                            "SELECT s.relname FROM pg_depend d "
+                            "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+                            "WHERE d.deptype IN ('a', 'i')"
+                        )
+                    ).scalars()
+                )
+        checks = [_written_check(name, partitioned=name in partitioned) for name in tables]
+        _cleanups[engine] = _Cleanup(
+            tables=tables,
+            probe=" UNION ALL ".join(checks),
+            owned_sequences=owned,
+            partitioned=partitioned,
+        )
+    return _cleanups[engine]
+
+
+def _written_check(table: str, *, partitioned: bool) -> str:
+    if partitioned:
+        # Written while any partition has a page on disk: only TRUNCATE hands the space back,
+        # and retention decides by a partition's size.
+        tree = f"pg_partition_tree('{table}')"
+        size = f"SELECT coalesce(sum(pg_relation_size(relid)), 0) FROM {tree}"  # noqa: S608 - our own names
+        return f"SELECT '{table}' WHERE ({size}) > 0"
+    return f"SELECT '{table}' WHERE EXISTS (SELECT 1 FROM {table})"  # noqa: S608 - our own names
+
+
+def _empty_postgres_tables(engine: Engine, cleanup: _Cleanup) -> None:
+    # TRUNCATE of all ~70 tables costs about half a second even when they are empty (new files
+    # for every table and index), which, once per test, was the largest single cost of the
+    # suite. Deleting the rows of just the tables a test wrote to, and restarting the sequences
+    # it used, leaves the same empty database with the same next ids.
+    try:
+        with engine.begin() as connection:
+            written = set(connection.execute(text(cleanup.probe)).scalars())
+            used = [
+                name
+                for name in connection.execute(
+                    text("SELECT sequencename FROM pg_sequences WHERE last_value IS NOT NULL")
+                ).scalars()
+                if name in cleanup.owned_sequences
+            ]
+            for table in cleanup.tables:
+                if table in cleanup.partitioned and table in written:
+                    connection.execute(text(f"TRUNCATE {table}"))
+                elif table in written:
+                    connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+            for sequence in used:
+                connection.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
+    except DBAPIError:
+        # Whatever a test left behind that rows-only deletion cannot clear (a cycle of foreign
+        # keys, a lock), the full TRUNCATE does.
+        with engine.begin() as connection:
+            everything = ", ".join(cleanup.tables)
+            connection.execute(text(f"TRUNCATE {everything} RESTART IDENTITY CASCADE"))
+
+
+def _empty_tables(engine: Engine) -> None:
+    cleanup = _cleanup(engine)
+    if engine.dialect.name == "postgresql":
+        _empty_postgres_tables(engine, cleanup)
+        return
+    with engine.connect() as connection:
+        written = set(connection.execute(text(cleanup.probe)).scalars())
+        connection.commit()
+        # Self-referencing rows (asset hierarchies) cannot be deleted in one pass with
+        # foreign keys checked row by row. SQLite ignores this pragma inside a transaction,
+        # so it is switched outside one, and back on only after the deletes are committed:
+        # switched on inside the transaction, the pooled connection kept foreign keys off
+        # for every later test.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        for table in cleanup.tables:
+            if table in written:
                 connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
-            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        enforced = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        connection.commit()
+    assert enforced == 1, "SQLite foreign keys stayed off after emptying the test database"
 
 
 @pytest.fixture
