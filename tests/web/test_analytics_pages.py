@@ -4,10 +4,16 @@ and escaping. The warehouse is built by the real ETL from two sites."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import secrets
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -18,8 +24,11 @@ from analytics.exports.exports_world import add_site_b
 from maintainpro.analytics.access import AccessEvent, access_ledger, record_access
 from maintainpro.analytics.jobs import ALL_JOBS
 from maintainpro.analytics.lineage import lineage_for
+from maintainpro.analytics.refresh import refresh_warehouse
 from maintainpro.analytics.runs import BuildOptions, build
-from maintainpro.analytics.warehouse import DuckDbWarehouse, connect
+from maintainpro.analytics.warehouse import DuckDbWarehouse, RunRecord, connect, new_run_id
+from maintainpro.analytics.warehouse_pg import PostgresWarehouse, conninfo, where_is
+from maintainpro.app import create_app
 from maintainpro.config import Settings
 from maintainpro.core.users import Role
 from page_login import PASSWORD
@@ -316,3 +325,106 @@ def test_pages_work_before_the_warehouse_is_built(client: TestClient, make_user:
     assert listed["problem"] == "the warehouse has not been built yet"
     assert {d["name"] for d in listed["items"]} >= {"fact_alert", "preagg_spend_daily"}
     assert client.get("/api/v1/etl-runs", headers=bearer(token)).status_code == 503
+
+
+# --------------------------------------------------------------------------- PostgreSQL warehouse
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str) -> Iterator[str]:
+    """A warehouse schema of this test's own, dropped afterwards."""
+    name = f"wh_page_{secrets.token_hex(4)}"
+    yield name
+    with psycopg.connect(conninfo(postgres_url), autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def integration_html(settings: Settings, make_user: Any) -> tuple[str, float]:
+    """The integration page of an app on these settings, as an analyst sees it, and its time."""
+    analyst, _ = make_user(Role.ANALYST)
+    with TestClient(create_app(settings)) as client:
+        sign_in(client, analyst.username)
+        started = time.monotonic()
+        page = client.get("/analytics/integration")
+        elapsed = time.monotonic() - started
+    assert page.status_code == 200
+    return page.text, elapsed
+
+
+def test_the_postgres_warehouse_card_lists_its_last_loads(
+    engine: Engine,
+    ids: dict[str, int],
+    settings: Settings,
+    postgres_url: str,
+    pg_schema: str,
+    make_user: Any,
+) -> None:
+    both = settings.model_copy(
+        update={"warehouse_postgres_url": postgres_url, "warehouse_schema": pg_schema}
+    )
+    outcome = refresh_warehouse(engine, both)
+    assert outcome.postgres_error is None
+    assert outcome.postgres_records
+    assert {r.status for r in outcome.postgres_records} == {"completed"}
+    # An earlier failed load of one job: the card keeps its error beside the newer success.
+    failed_at = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    failure = RunRecord(new_run_id(), "fact_alert", "incremental", None, failed_at, failed_at)
+    failure.status, failure.error, failure.finished_at = "failed", "disk full on load", failed_at
+    with PostgresWarehouse(postgres_url, pg_schema) as store:
+        store.save_run(failure)
+
+    html, _ = integration_html(both, make_user)
+    assert 'id="postgres-warehouse"' in html
+    assert where_is(postgres_url, pg_schema) in html
+    assert "unreachable:" not in html
+    for record in outcome.postgres_records:
+        row = row_of(html, "postgres-loads", record.job)
+        assert ">completed<" in row, record.job
+        assert record.finished_at is not None
+        assert record.finished_at.strftime("%Y-%m-%d %H:%M") in row
+        assert f">{record.rows_out:,}<" in row
+    assert "disk full on load" in row_of(html, "postgres-loads", "fact_alert")
+    assert "disk full on load" not in row_of(html, "postgres-loads", "dim_site")
+
+
+def test_an_unreachable_postgres_warehouse_is_reported_without_failing_the_page(
+    settings: Settings, make_user: Any
+) -> None:
+    url = "postgresql+psycopg://etl:s3cret-pw@127.0.0.1:1/analytics"
+    html, elapsed = integration_html(
+        settings.model_copy(update={"warehouse_postgres_url": url}), make_user
+    )
+    card = html.split('id="postgres-warehouse"', 1)[1].split("</section>", 1)[0]
+    assert "postgres://127.0.0.1:1/analytics.warehouse" in card
+    assert "unreachable:" in card
+    assert "Connection refused" in card or "connection failed" in card
+    assert "s3cret-pw" not in html
+    assert 'id="postgres-loads"' not in html
+    assert elapsed < 10  # the connect timeout bounds it; refused is immediate
+
+
+def test_no_postgres_warehouse_card_without_the_setting(
+    settings: Settings, make_user: Any, built: Path
+) -> None:
+    assert settings.warehouse_postgres_url is None
+    html, _ = integration_html(settings, make_user)
+    assert 'id="etl-jobs"' in html
+    assert "PostgreSQL warehouse" not in html
+    assert 'id="postgres-warehouse"' not in html
+
+
+def test_a_postgres_warehouse_that_never_answers_times_out(
+    settings: Settings, make_user: Any
+) -> None:
+    # A socket that accepts connections and never speaks: only the connect timeout ends it.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        url = f"postgresql://etl@127.0.0.1:{silent.getsockname()[1]}/analytics"
+        html, elapsed = integration_html(
+            settings.model_copy(update={"warehouse_postgres_url": url}), make_user
+        )
+    card = html.split('id="postgres-warehouse"', 1)[1].split("</section>", 1)[0]
+    assert "unreachable:" in card
+    assert "timeout" in card
+    assert elapsed < 10

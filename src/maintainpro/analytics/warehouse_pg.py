@@ -139,13 +139,22 @@ def table_ddl(table: WarehouseTable, schema_name: str) -> list[sql.Composed]:
 class PostgresWarehouse:
     """The PostgreSQL implementation of ``WarehouseTarget``, in one schema of one database."""
 
-    def __init__(self, url: str, schema_name: str = DEFAULT_SCHEMA) -> None:
-        """Connect (autocommit outside ``transaction()``), times in UTC, the schema on the path."""
+    def __init__(
+        self, url: str, schema_name: str = DEFAULT_SCHEMA, *, connect_timeout: int | None = None
+    ) -> None:
+        """Connect (autocommit outside ``transaction()``), times in UTC, the schema on the path.
+
+        ``connect_timeout`` (seconds) bounds the wait for a server that does not answer; None
+        keeps the URL's own (libpq waits without limit when it has none).
+        """
         self.schema = checked_schema(schema_name)
         self.url = url
+        timeout: dict[str, Any] = (
+            {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        )
         try:
             self.connection = psycopg.connect(
-                conninfo(url), autocommit=True, application_name="maintainpro-warehouse"
+                conninfo(url), autocommit=True, application_name="maintainpro-warehouse", **timeout
             )
         except psycopg.Error as exc:
             raise WarehouseError(

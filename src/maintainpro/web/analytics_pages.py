@@ -1,5 +1,6 @@
 """Analytics pages: the maintenance figures, the analytics integration dashboard (BI connections,
-pipeline performance, dataset sync status) and the dataset catalog with each dataset's lineage.
+pipeline performance, the PostgreSQL warehouse's loads, dataset sync status) and the dataset
+catalog with each dataset's lineage.
 
 The maintenance figures need ``work_orders:read``. The dashboard and the catalog show who reads
 what through the BI channels and how the warehouse is kept, so they need ``audit:read`` (analysts,
@@ -14,9 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import psycopg
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from maintainpro.analytics.access import ConnectionStats, access_ledger, site_scope
 from maintainpro.analytics.catalog import (
@@ -24,6 +28,7 @@ from maintainpro.analytics.catalog import (
     Dataset,
     DatasetStatus,
     Graph,
+    JobSummary,
     Loaded,
     catalog_for,
     snapshot,
@@ -32,7 +37,8 @@ from maintainpro.analytics.catalog import (
 )
 from maintainpro.analytics.exports.schedules import RunState, exports_dir, load_state
 from maintainpro.analytics.feeds.status import FeedStatus, feed_status
-from maintainpro.analytics.warehouse import RunRecord
+from maintainpro.analytics.warehouse import RunRecord, WarehouseError
+from maintainpro.analytics.warehouse_pg import PostgresWarehouse, where_is
 from maintainpro.api.deps import SessionDep
 from maintainpro.config import Settings
 from maintainpro.core.db import utcnow
@@ -46,6 +52,12 @@ router = APIRouter(include_in_schema=False)
 CanReadWork = page_permission(Permission.WORK_ORDERS_READ)
 CanAudit = page_permission(Permission.AUDIT_READ)
 RUN_HISTORY: Final = 500
+# The PostgreSQL warehouse card must not hold the page: a server that does not answer is
+# "unreachable" after this long (libpq's connect_timeout, whole seconds, at least 2), and a
+# query that waits (on a lock) is cancelled after the statement timeout.
+PG_CONNECT_TIMEOUT_S: Final = 3
+PG_STATEMENT_TIMEOUT_MS: Final = 3000
+PG_REASON_CHARS: Final = 300
 # Lineage graph geometry (SVG user units).
 NODE_W: Final = 200
 NODE_H: Final = 40
@@ -161,6 +173,70 @@ def durations_chart(runs: Sequence[RunRecord]) -> Chart:
     return Chart("ETL run duration", series, y_title="seconds")
 
 
+@dataclass(frozen=True)
+class PostgresLoad:
+    """A job's last load into the PostgreSQL warehouse and its last failure, if any."""
+
+    summary: JobSummary
+    last_failure: RunRecord | None
+
+
+@dataclass(frozen=True)
+class PostgresStatus:
+    """The PostgreSQL warehouse as the page shows it: where, and its loads or why not."""
+
+    where: str
+    loads: tuple[PostgresLoad, ...] = ()
+    unreachable: str | None = None
+
+
+def last_loads(runs: Sequence[RunRecord]) -> tuple[PostgresLoad, ...]:
+    """Per job (in ETL order), its summary and its newest failed run, from runs newest first."""
+    failures: dict[str, RunRecord] = {}
+    for run in runs:
+        if run.status == "failed":
+            failures.setdefault(run.job, run)
+    return tuple(PostgresLoad(s, failures.get(s.job)) for s in summarise_runs(runs))
+
+
+def _reason(exc: Exception, url: str) -> str:
+    # The driver's message, not WarehouseError's wrapper (the card already says where), on one
+    # line; the URL's password is masked in case a message ever quotes the URL.
+    cause = exc.__cause__ if isinstance(exc.__cause__, psycopg.Error) else exc
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    password = make_url(url).password
+    if password:
+        text = text.replace(str(password), "***")
+    return text[:PG_REASON_CHARS]
+
+
+def postgres_status(settings: Settings) -> PostgresStatus | None:
+    """The PostgreSQL warehouse's last loads, or why they cannot be read; None when it is off.
+
+    Never raises: the card reports a store that is down, it must not take the page with it.
+    """
+    url = settings.warehouse_postgres_url
+    if not url:
+        return None
+    try:
+        where = where_is(url, settings.warehouse_schema)
+    except ArgumentError:
+        # Not a URL at all: say so without echoing it (it may hold a password).
+        return PostgresStatus("warehouse_postgres_url", unreachable="the URL cannot be parsed")
+    try:
+        with PostgresWarehouse(
+            url, settings.warehouse_schema, connect_timeout=PG_CONNECT_TIMEOUT_S
+        ) as store:
+            store.connection.execute(f"SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}")
+            runs = store.recent_runs(RUN_HISTORY)
+    except psycopg.errors.UndefinedTable:
+        # Reachable, but no refresh has created the schema yet.
+        return PostgresStatus(where)
+    except (psycopg.Error, WarehouseError) as exc:
+        return PostgresStatus(where, unreachable=_reason(exc, url))
+    return PostgresStatus(where, last_loads(runs))
+
+
 @router.get("/analytics/integration", dependencies=[CanAudit])
 def integration_page(request: Request, user: PageUser) -> HTMLResponse:
     """BI connection status, pipeline performance and dataset sync status."""
@@ -194,6 +270,7 @@ def integration_page(request: Request, user: PageUser) -> HTMLResponse:
         jobs=jobs,
         failed_jobs=sum(1 for j in jobs if j.last.status == "failed"),
         figure=durations_chart(seen.runs).figure() if seen.runs else None,
+        postgres=postgres_status(settings),
         datasets=datasets,
         statuses=seen.statuses,
         sync_totals=sync_counts(seen.statuses),
