@@ -36,6 +36,13 @@ SAFE_CONFIG: Final[dict[str, Any]] = {
 }
 
 
+# The columns of etl_runs a RunRecord is read from, in RunRecord.from_row's order.
+RUN_COLUMNS: Final = (
+    "run_id, job, mode, window_start, window_end, started_at, finished_at, rows_in, rows_out, "
+    "rows_rejected, status, error"
+)
+
+
 class WarehouseError(RuntimeError):
     """The warehouse cannot be opened or written as asked."""
 
@@ -119,6 +126,24 @@ class RunRecord:
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> RunRecord:
+        """A record from an ``etl_runs`` row read as ``RUN_COLUMNS`` (times naive UTC)."""
+        return cls(
+            run_id=r[0],
+            job=r[1],
+            mode=r[2],
+            window_start=aware_utc(r[3]),
+            window_end=aware_utc(r[4]) or dt.datetime.min.replace(tzinfo=dt.UTC),
+            started_at=aware_utc(r[5]) or dt.datetime.min.replace(tzinfo=dt.UTC),
+            finished_at=aware_utc(r[6]),
+            rows_in=r[7],
+            rows_out=r[8],
+            rows_rejected=r[9],
+            status=r[10],
+            error=r[11],
+        )
 
     def row(self) -> list[Any]:
         """The record as an ``etl_runs`` row, in column order (times as naive UTC)."""
@@ -350,25 +375,7 @@ def read_runs(
     where = "WHERE job = ?" if job else ""
     params: list[Any] = [job] if job else []
     rows = connection.execute(
-        "SELECT run_id, job, mode, window_start, window_end, started_at, finished_at, rows_in, "  # noqa: S608 - fixed text
-        f"rows_out, rows_rejected, status, error FROM etl_runs {where} "
-        "ORDER BY started_at DESC, job LIMIT ?",
+        f"SELECT {RUN_COLUMNS} FROM etl_runs {where} ORDER BY started_at DESC, job LIMIT ?",  # noqa: S608 - fixed text
         [*params, limit],
     ).fetchall()
-    return [
-        RunRecord(
-            run_id=r[0],
-            job=r[1],
-            mode=r[2],
-            window_start=aware_utc(r[3]),
-            window_end=aware_utc(r[4]) or dt.datetime.min.replace(tzinfo=dt.UTC),
-            started_at=aware_utc(r[5]) or dt.datetime.min.replace(tzinfo=dt.UTC),
-            finished_at=aware_utc(r[6]),
-            rows_in=r[7],
-            rows_out=r[8],
-            rows_rejected=r[9],
-            status=r[10],
-            error=r[11],
-        )
-        for r in rows
-    ]
+    return [RunRecord.from_row(r) for r in rows]

@@ -26,7 +26,13 @@ from sqlalchemy.engine import make_url
 
 from maintainpro.analytics import kpis_pg, pg_copy, schema
 from maintainpro.analytics.schema import WarehouseTable
-from maintainpro.analytics.warehouse import RunRecord, WarehouseError, aware_utc, naive_utc
+from maintainpro.analytics.warehouse import (
+    RUN_COLUMNS,
+    RunRecord,
+    WarehouseError,
+    aware_utc,
+    naive_utc,
+)
 
 DEFAULT_SCHEMA: Final = "warehouse"
 # The same rule as the warehouse_schema setting, checked again here because the class can be
@@ -388,26 +394,8 @@ class PostgresWarehouse:
         params: list[Any] = [job] if job else []
         rows = self.connection.execute(
             sql.SQL(
-                "SELECT run_id, job, mode, window_start, window_end, started_at, finished_at, "
-                "rows_in, rows_out, rows_rejected, status, error FROM {} {} "
-                "ORDER BY started_at DESC, job LIMIT %s"
+                f"SELECT {RUN_COLUMNS} FROM {{}} {{}} ORDER BY started_at DESC, job LIMIT %s"  # noqa: S608 - fixed column list
             ).format(self._name(schema.ETL_RUNS), where),
             [*params, limit],
         ).fetchall()
-        return [
-            RunRecord(
-                run_id=r[0],
-                job=r[1],
-                mode=r[2],
-                window_start=aware_utc(r[3]),
-                window_end=aware_utc(r[4]) or dt.datetime.min.replace(tzinfo=dt.UTC),
-                started_at=aware_utc(r[5]) or dt.datetime.min.replace(tzinfo=dt.UTC),
-                finished_at=aware_utc(r[6]),
-                rows_in=r[7],
-                rows_out=r[8],
-                rows_rejected=r[9],
-                status=r[10],
-                error=r[11],
-            )
-            for r in rows
-        ]
+        return [RunRecord.from_row(r) for r in rows]
