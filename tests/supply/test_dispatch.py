@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from collections.abc import Iterator
 from decimal import Decimal
 from email.message import Message
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,7 +19,7 @@ from maintainpro.supply.order_changes import LineChange, change_order
 from maintainpro.supply.order_pdf import order_document, render_order_pdf
 from maintainpro.supply.purchasing import PurchaseOrder
 from maintainpro.supply.suppliers import ConnectionType, Supplier
-from peers import Inbox
+from peers import Inbox, free_port, smtp_peer
 from supply.lifecycle_world import build_order
 from supply.procurement_world import World
 
@@ -31,31 +29,21 @@ CONTACTS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def smtp(settings: Settings) -> Iterator[tuple[Inbox, Settings]]:
     """A local SMTP server (aiosmtpd) and settings pointing at it."""
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield (
-        inbox,
-        settings.model_copy(
-            update={
-                "smtp_host": "127.0.0.1",
-                "smtp_port": port,
-                "smtp_starttls": False,
-                "smtp_from": "buying@plant.example",
-            }
-        ),
-    )
-    controller.stop()
+    with smtp_peer() as (inbox, port):
+        yield (
+            inbox,
+            settings.model_copy(
+                update={
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": port,
+                    "smtp_starttls": False,
+                    "smtp_from": "buying@plant.example",
+                }
+            ),
+        )
 
 
 def _deliver(

@@ -7,12 +7,11 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from analytics.reports.conftest import Clock, free_port
+from analytics.reports.conftest import Clock
 from analytics.reports.report_world import (
     RUN_AT,
     World,
@@ -27,7 +26,7 @@ from maintainpro.app import create_app
 from maintainpro.config import Settings
 from maintainpro.core.users import Role, User
 from maintainpro.web.report_pages import size_text
-from peers import Inbox
+from peers import Inbox, free_port, smtp_peer
 from support import bearer
 
 MakeUser = Callable[..., tuple[User, str]]
@@ -173,15 +172,12 @@ def test_who_sees_and_runs_reports(
 @pytest.fixture
 def mail_client(settings: Settings) -> Iterator[tuple[TestClient, Inbox]]:
     """The app sending mail to a local SMTP server."""
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    mailing = settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
-    )
-    with TestClient(create_app(mailing)) as client:
-        yield client, inbox
-    controller.stop()
+    with smtp_peer() as (inbox, port):
+        mailing = settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+        )
+        with TestClient(create_app(mailing)) as client:
+            yield client, inbox
 
 
 def test_run_now_needs_the_form_token_then_sends_and_shows_the_run(

@@ -4,20 +4,18 @@ tests move."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy.orm import Session
 
 from analytics.reports.report_world import World, build
 from maintainpro.analytics.semantic.synthetic import SyntheticPlant, populate
 from maintainpro.analytics.warehouse import DuckDbWarehouse
 from maintainpro.config import Settings
-from peers import Inbox
+from peers import Inbox, smtp_peer
 
 PLANT = SyntheticPlant(start=dt.date(2026, 1, 1), days=90, work_orders_per_day=6)
 
@@ -37,32 +35,21 @@ def world(db: Session) -> World:
     return build(db)
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def smtp(settings: Settings) -> Iterator[tuple[Inbox, Settings]]:
     """A local SMTP server (aiosmtpd) and settings pointing at it."""
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield (
-        inbox,
-        settings.model_copy(
-            update={
-                "smtp_host": "127.0.0.1",
-                "smtp_port": port,
-                "smtp_starttls": False,
-                "smtp_from": "reports@plant.example",
-            }
-        ),
-    )
-    controller.stop()
+    with smtp_peer() as (inbox, port):
+        yield (
+            inbox,
+            settings.model_copy(
+                update={
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": port,
+                    "smtp_starttls": False,
+                    "smtp_from": "reports@plant.example",
+                }
+            ),
+        )
 
 
 @dataclass

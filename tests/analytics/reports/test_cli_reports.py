@@ -7,16 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
-from analytics.reports.conftest import free_port
 from analytics.reports.report_world import RUN_AT, build, definition, email_recipient, schedule
 from maintainpro.cli.main import app
 from maintainpro.cli.reports import reports_app
 from maintainpro.core.audit import install_audit
 from maintainpro.core.db import build_engine, build_session_factory, utcnow
-from peers import Inbox
+from peers import Inbox, smtp_peer
 
 runner = CliRunner()
 
@@ -25,30 +23,27 @@ runner = CliRunner()
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, int]]:
     """A migrated file with the two-site world and a PM report to both managers; the inbox."""
     url = f"sqlite:///{tmp_path / 'hub.db'}"
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    for name, value in {
-        "DATABASE_URL": url,
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(port),
-        "SMTP_STARTTLS": "false",
-        "BASE_CURRENCY": "USD",
-    }.items():
-        monkeypatch.setenv(f"MAINTAINPRO_{name}", value)
-    monkeypatch.setenv("COLUMNS", "200")
-    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    install_audit()
-    engine = build_engine(url)
-    with build_session_factory(engine)() as db:
-        world = build(db)
-        report = definition(db, world, "pm_compliance", formats=("pdf", "xlsx", "csv"))
-        schedule(db, report, next_run_at=utcnow() - dt.timedelta(minutes=1), cron="0 6 1 * *")
-        email_recipient(db, report, user_id=world.manager_a)
-        email_recipient(db, report, user_id=world.manager_b)
-    engine.dispose()
-    yield inbox, report
-    controller.stop()
+    with smtp_peer() as (inbox, port):
+        for name, value in {
+            "DATABASE_URL": url,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(port),
+            "SMTP_STARTTLS": "false",
+            "BASE_CURRENCY": "USD",
+        }.items():
+            monkeypatch.setenv(f"MAINTAINPRO_{name}", value)
+        monkeypatch.setenv("COLUMNS", "200")
+        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+        install_audit()
+        engine = build_engine(url)
+        with build_session_factory(engine)() as db:
+            world = build(db)
+            report = definition(db, world, "pm_compliance", formats=("pdf", "xlsx", "csv"))
+            schedule(db, report, next_run_at=utcnow() - dt.timedelta(minutes=1), cron="0 6 1 * *")
+            email_recipient(db, report, user_id=world.manager_a)
+            email_recipient(db, report, user_id=world.manager_b)
+        engine.dispose()
+        yield inbox, report
 
 
 def test_preview_writes_one_sites_files_without_sending(

@@ -7,13 +7,13 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from analytics.openlineage_spec import check_event, events_in
-from analytics.reports.conftest import Clock, free_port
+from analytics.reports.conftest import Clock
 from analytics.reports.report_world import RUN_AT, World, definition, email_recipient
 from maintainpro.analytics.reports.lineage import JOB_PREFIX
 from maintainpro.analytics.reports.records import RunStatus
 from maintainpro.analytics.reports.runner import ReportJobs
 from maintainpro.config import Settings
-from peers import Inbox
+from peers import Inbox, free_port
 
 
 def _report_events(path: Path) -> list[dict[str, object]]:

@@ -16,7 +16,7 @@ import openpyxl
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from analytics.reports.conftest import Clock, free_port
+from analytics.reports.conftest import Clock
 from analytics.reports.report_world import RUN_AT, World, definition, email_recipient
 from maintainpro.analytics.reports.delivery import SftpTarget
 from maintainpro.analytics.reports.records import (
@@ -30,7 +30,7 @@ from maintainpro.config import Settings
 from maintainpro.core.delivery import sign
 from maintainpro.core.notifications import WebhookEndpoint
 from maintainpro.iot.credentials import CredentialBox
-from peers import Hook, Inbox
+from peers import Hook, Inbox, free_port
 from supply.sftp_partner import USERNAME, new_key, public_line, running_partner
 
 SECRET = "report-hook-secret-0123456789"
