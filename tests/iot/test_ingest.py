@@ -43,6 +43,7 @@ async def _drain(pipeline: IngestPipeline, until_stored: int) -> None:
             break
     await asyncio.sleep(0.1)
     task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_batches_are_stored_once_and_refusals_dead_lettered(
@@ -123,6 +124,52 @@ async def test_connection_errors_reach_the_device_without_data(
         assert device.last_error_at is not None
         assert not device.connected
         assert device.status_at(T0).value == "error"
+
+
+async def test_shutdown_stores_everything_already_handed_over(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # Polled readings live only in the queue: a stop must store them, not drop them.
+    _registry(session_factory)
+    pipeline = IngestPipeline(session_factory, batch_size=4, max_delay_s=5.0)
+    acked: list[int] = []
+    for n in range(5):
+        await pipeline.submit(
+            [_reading("temp", n * 10 + i, float(i)) for i in range(3)],
+            ack=lambda n=n: acked.append(n),  # type: ignore[misc]
+        )
+    pipeline.connection_state("pump-1", connected=True)
+    task = asyncio.create_task(pipeline.run())
+    await asyncio.sleep(0.05)  # the first batch is being collected (max_delay 5 s) when stopped
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(readings_table)) == 15
+        assert session.scalars(select(Device).where(Device.key == "pump-1")).one().connected
+    assert sorted(acked) == [0, 1, 2, 3, 4]
+    assert pipeline.stats.queued == 0
+
+
+async def test_shutdown_gives_up_at_the_deadline_when_storage_is_down(
+    tmp_path,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import create_engine
+
+    broken = sessionmaker(bind=create_engine(f"sqlite:///{tmp_path}/missing/dir/x.db"))
+    pipeline = IngestPipeline(broken, max_delay_s=0.01, shutdown_timeout_s=0.5)
+    acked: list[int] = []
+    await pipeline.submit([_reading("temp", 1, 1.0)], ack=lambda: acked.append(1))
+    task = asyncio.create_task(pipeline.run())
+    await asyncio.sleep(0.1)
+    started = asyncio.get_running_loop().time()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert asyncio.get_running_loop().time() - started < 3.0
+    assert acked == []  # not stored, so not acknowledged: a broker redelivers it
+    assert pipeline.stats.write_errors >= 1
+    assert "ingest stopped before everything handed to it was stored" in caplog.text
 
 
 def test_quality_is_kept() -> None:

@@ -93,10 +93,13 @@ class IotHub:
                         await self._changed.wait()
                 self._changed.clear()
         finally:
-            tasks = [pipeline_task, *self._hub_tasks, *(r.task for r in self._running.values())]
+            # Connectors first, then the pipeline: it stores what they handed over before it ends.
+            tasks = [*self._hub_tasks, *(r.task for r in self._running.values())]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            pipeline_task.cancel()
+            await asyncio.gather(pipeline_task, return_exceptions=True)
             self._running.clear()
 
     async def reconcile(self) -> None:

@@ -257,8 +257,10 @@ class IngestPipeline:
         max_delay_s: float = 0.01,
         queue_limit: int = 200_000,
         registry_refresh_s: float = 2.0,
+        shutdown_timeout_s: float = 10.0,
     ) -> None:
         self.factory = factory
+        self.shutdown_timeout_s = shutdown_timeout_s
         self.batch_size = batch_size
         self.max_delay_s = max_delay_s
         self.registry_refresh_s = registry_refresh_s
@@ -270,6 +272,8 @@ class IngestPipeline:
         self._connection_events: dict[str, tuple[bool, str | None, dt.datetime]] = {}
         self._logged_states: dict[str, tuple[bool, str | None]] = {}
         self._source = "ingest"
+        # The batch being collected: kept here, not in a local, so that shutdown can store it.
+        self._open = _Batch()
 
     async def submit(
         self,
@@ -294,7 +298,7 @@ class IngestPipeline:
         self._registry = None
 
     async def run(self) -> None:
-        """Batch and write forever; cancelled by the supervisor on shutdown.
+        """Batch and write until cancelled; on cancel, store what was already handed over.
 
         The next batch is collected while the previous one is being written, so the queue keeps
         draining during a commit; writes still happen one at a time and in order.
@@ -305,15 +309,49 @@ class IngestPipeline:
             while True:
                 batch = await self._collect()
                 if pending is not None:
-                    await pending
+                    # Shielded: a shutdown arriving now must not abandon the write in flight.
+                    await asyncio.shield(pending)
                 pending = asyncio.create_task(self._commit(batch))
         finally:
             checkpoints.cancel()
+            await asyncio.gather(checkpoints, return_exceptions=True)
+            await self._drain(pending)
+
+    async def _drain(self, pending: asyncio.Task[None] | None) -> None:
+        """Finish the write in flight and store everything still queued, within the deadline.
+
+        Polled readings (Modbus, OPC-UA, CoAP) exist only in this queue, so a shutdown that
+        dropped it would lose them; MQTT messages would be redelivered, but late.
+        """
+        try:
+            async with asyncio.timeout(self.shutdown_timeout_s):
+                if pending is not None:
+                    await pending
+                while True:
+                    batch, self._open = self._open, _Batch()
+                    while len(batch.readings) < self.batch_size:
+                        try:
+                            self._add(batch, self._queue.get_nowait())
+                        except asyncio.QueueEmpty:
+                            break
+                    batch.connection_events, self._connection_events = self._connection_events, {}
+                    if not (batch.readings or batch.rejected or batch.connection_events):
+                        break
+                    await self._commit(batch)
+        except (TimeoutError, asyncio.CancelledError):
             if pending is not None:
                 pending.cancel()
-            await asyncio.gather(
-                *(t for t in (pending, checkpoints) if t is not None), return_exceptions=True
+            log.error(
+                "ingest stopped before everything handed to it was stored",
+                extra={
+                    "queued_messages": self._queue.qsize(),
+                    "collected_readings": len(self._open.readings),
+                    "timeout_s": self.shutdown_timeout_s,
+                },
             )
+            raise
+        finally:
+            self.stats.queued = self._queue.qsize()
 
     async def _checkpoint_wal(self, interval_s: float = 1.0) -> None:
         """On SQLite, copy the write-ahead log into the database between commits.
@@ -368,7 +406,7 @@ class IngestPipeline:
                 log.exception("reading listener failed")
 
     async def _collect(self) -> _Batch:
-        batch = _Batch()
+        batch = self._open
         while True:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
             # that arrives as the item does, and the pipeline would then never stop.
@@ -380,6 +418,7 @@ class IngestPipeline:
                 # No data: still write connection changes, or a dead device never shows its error.
                 if self._connection_events:
                     batch.connection_events, self._connection_events = self._connection_events, {}
+                    self._open = _Batch()
                     return batch
         self._add(batch, first)
         deadline = time.monotonic() + self.max_delay_s
@@ -398,6 +437,7 @@ class IngestPipeline:
             self._add(batch, item)
         self.stats.queued = self._queue.qsize()
         batch.connection_events, self._connection_events = self._connection_events, {}
+        self._open = _Batch()
         return batch
 
     @staticmethod
