@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from maintainpro.config import Settings
 from maintainpro.core.audit import install_audit
 from maintainpro.core.db import build_engine, build_session_factory
 from maintainpro.core.users import Role, User, hash_password, issue_token
+from maintainpro.logs import JsonFormatter, PlainFormatter
 from maintainpro.migrate import upgrade
 from maintainpro.schema import metadata
 from support import bearer
@@ -49,6 +51,22 @@ def cheap_password_hashing() -> Iterator[None]:
             PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
         )
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handler() -> Iterator[None]:
+    """Drop the handler a CLI test's `configure_logging` put on the root logger.
+
+    It writes to the stderr pytest captured for that test; left behind, every later log line
+    of the worker (an aiosmtpd thread's, say) fails with "I/O operation on closed file".
+    """
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [
+        h for h in root.handlers if not isinstance(h.formatter, JsonFormatter | PlainFormatter)
+    ]
+    root.setLevel(level)
 
 
 def _memoised(build: Callable[..., Any]) -> Callable[..., Any]:
