@@ -11,6 +11,7 @@ configuration locked, so no query can download or load one.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from maintainpro.analytics import schema
 from maintainpro.analytics.schema import WarehouseTable
 from maintainpro.config import Settings
 
+_CONFIGURING: Final = threading.Lock()
 DEFAULT_FILE_NAME: Final = "warehouse.duckdb"
 # No extension may be fetched or loaded at run time (the machines have no internet, and a
 # download would run code nobody reviewed); Arrow tables are registered explicitly instead.
@@ -81,20 +83,23 @@ def connect(
         path.parent.mkdir(parents=True, exist_ok=True)
     config = dict(SAFE_CONFIG)
     config["enable_external_access"] = external_access
-    try:
-        connection = duckdb.connect(str(path), read_only=read_only, config=config)
-    except (duckdb.IOException, duckdb.ConnectionException) as exc:
-        # One process may write a DuckDB file at a time; a reader waits for the writer to go.
-        # Inside one process, DuckDB refuses a second connection to a file with another
-        # configuration (a read-only reader while a refresh writes): the same "in use" answer.
-        raise WarehouseError(f"the warehouse at {path} is in use: {exc}") from exc
     # Connections to one file in one process share a database instance, configuration lock
     # included: the first connection sets the time zone for all of them (GLOBAL, because a plain
-    # SET is per connection) and locks it; later ones find it set and locked.
-    locked = first_row(connection.execute("SELECT current_setting('lock_configuration')"))
-    if not (locked and locked[0]):
-        connection.execute("SET GLOBAL TimeZone = 'UTC'")
-        connection.execute("SET lock_configuration = true")
+    # SET is per connection) and locks it; later ones find it set and locked. Two threads
+    # opening the file at once would both see it unlocked and the second SET would fail, hence
+    # the process-wide lock around the whole check-and-set.
+    with _CONFIGURING:
+        try:
+            connection = duckdb.connect(str(path), read_only=read_only, config=config)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            # One process may write a DuckDB file at a time; a reader waits for the writer to go.
+            # Inside one process, DuckDB refuses a second connection to a file with another
+            # configuration (a read-only reader while a refresh writes): the same "in use" answer.
+            raise WarehouseError(f"the warehouse at {path} is in use: {exc}") from exc
+        locked = first_row(connection.execute("SELECT current_setting('lock_configuration')"))
+        if not (locked and locked[0]):
+            connection.execute("SET GLOBAL TimeZone = 'UTC'")
+            connection.execute("SET lock_configuration = true")
     return connection
 
 
