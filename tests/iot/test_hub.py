@@ -74,6 +74,8 @@ async def test_connectors_follow_the_registry(session_factory: sessionmaker[Sess
     hub.registry_changed()
     await _until(lambda: len(CountingConnector.instances) == 2)
     assert [s.key for s in CountingConnector.instances[1].config.sensors] == ["t", "p"]
+    # Stored before the device is disabled: readings of a disabled device are dead-lettered.
+    await _until(lambda: pipeline.stats.stored == 3)
 
     with session_factory() as session, session.begin():
         session.scalars(select(Device).where(Device.key == "plc-1")).one().enabled = False
@@ -82,7 +84,8 @@ async def test_connectors_follow_the_registry(session_factory: sessionmaker[Sess
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     with session_factory() as session:
-        assert len(session.execute(select(readings_table)).all()) >= 2
+        assert len(session.execute(select(readings_table)).all()) == 3
+    assert pipeline.stats.dead_lettered == 0
 
 
 async def test_a_crashing_connector_is_restarted(session_factory: sessionmaker[Session]) -> None:
