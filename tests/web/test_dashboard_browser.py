@@ -1,7 +1,9 @@
 """Self-service analytics in a real browser: build a question on the semantic model (filter rows,
 a time range), run it, draw it as every chart type, save it, put it on a dashboard and see the
 dashboard draw it; a question not shared with a role stays out of sight of that role; a
-dashboard-wide site filter narrows a tile (and says where it does not apply); widgets move."""
+dashboard-wide site filter narrows a tile (and says where it does not apply); widgets move with
+the buttons and by dragging (the head moves, the corner handle resizes, a drop on another widget
+is refused), and only the owner gets the handles."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ import csv
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from analytics.semantic.cube_world import PLANT, quiet_lineage
 from conftest import PASSWORD
@@ -456,3 +459,232 @@ def test_a_site_filter_narrows_a_tile_and_the_owner_moves_widgets(
     page.reload()
     expect(page.get_by_label("Dashboard filter 1 values")).to_have_value("S2")
     expect(sites).to_have_text(["S2"], timeout=20_000)
+
+
+@dataclass(frozen=True)
+class Board:
+    """A dashboard of two table questions: "Work by type" at (0, 0) 4x3, "Spend" at (6, 2) 4x3."""
+
+    id: int
+    work_id: int
+    spend_id: int
+
+
+# Tall enough for the grid's first ten rows: the mouse only reaches what is in the viewport.
+TALL = {"width": 1280, "height": 1400}
+
+
+def _board(live_app: LiveApp, shared_roles: list[str]) -> Board:
+    owner = live_app.ids["user"]
+    with live_app.factory() as session, session.begin():
+        work = SavedQuestion(
+            name="Work by type",
+            query=QUERY,
+            owner_id=owner,
+            chart="table",
+            shared_roles=shared_roles,
+        )
+        spend = SavedQuestion(
+            name="Spend",
+            query={"measures": ["Spend.amount"]},
+            owner_id=owner,
+            chart="table",
+            shared_roles=shared_roles,
+        )
+        session.add_all([work, spend])
+        session.flush()
+        layout = [
+            {"kind": "question", "question_id": work.id, "x": 0, "y": 0, "w": 4, "h": 3},
+            {"kind": "question", "question_id": spend.id, "x": 6, "y": 2, "w": 4, "h": 3},
+        ]
+        board = Dashboard(
+            name="Drag", owner_id=owner, layout=layout, filters={}, shared_roles=shared_roles
+        )
+        session.add(board)
+        session.flush()
+        return Board(board.id, work.id, spend.id)
+
+
+def _places(page: Page, board_id: int) -> list[tuple[int, int, int, int]]:
+    """The saved layout as the API gives it: (x, y, w, h) per item."""
+    response = page.request.get(f"/api/v1/dashboards/{board_id}")
+    assert response.ok, response.text()
+    return [(i["x"], i["y"], i["w"], i["h"]) for i in response.json()["layout"]]
+
+
+def _pitch(page: Page, board: Board) -> tuple[float, float]:
+    """One column and one row step in pixels, measured from where the Spend widget is drawn."""
+    grid = page.locator("#dashboard-grid").bounding_box()
+    spend = page.locator(f".widget:has([data-question='{board.spend_id}'])").bounding_box()
+    assert grid is not None
+    assert spend is not None
+    return (spend["x"] - grid["x"]) / 6, (spend["y"] - grid["y"]) / 2
+
+
+def _centre(page: Page, selector: str) -> tuple[float, float]:
+    page.locator(selector).scroll_into_view_if_needed()
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _press_and_move(page: Page, start: tuple[float, float], by: tuple[float, float]) -> None:
+    """Press the mouse at start and move it by (dx, dy) pixels in small steps, still pressed."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + by[0], start[1] + by[1], steps=12)
+
+
+def _puts(page: Page) -> list[str]:
+    """The URLs of the PUT requests the page sends from now on."""
+    sent: list[str] = []
+
+    def record(request: Request) -> None:
+        if request.method == "PUT":
+            sent.append(request.url)
+
+    page.on("request", record)
+    return sent
+
+
+def test_the_owner_drags_a_widget_to_move_it_and_its_corner_to_resize_it(
+    page: Page, live_app: LiveApp
+) -> None:
+    board = _board(live_app, [])
+    page.set_viewport_size(TALL)
+    live_app.sign_in(page, f"/analytics/dashboards/{board.id}")
+    expect(page.locator("#dashboard-status")).to_contain_text(
+        "Refreshed 2 question(s)", timeout=20_000
+    )
+    work = page.locator(f".widget:has([data-question='{board.work_id}'])")
+    expect(page.locator(".widget-resize")).to_have_count(2)
+    column, row = _pitch(page, board)
+    puts = _puts(page)
+
+    # Moved one column right and five rows down: the preview shows the snapped place meanwhile.
+    head = f".widget:has([data-question='{board.work_id}']) .widget-head h2"
+    _press_and_move(page, _centre(page, head), (column * 1.2, row * 4.8))
+    preview = page.locator(".drop-preview")
+    expect(preview).to_be_visible()
+    expect(preview).not_to_have_class(re.compile("refused"))
+    expect(preview).to_have_css("grid-column-start", "2")
+    expect(preview).to_have_css("grid-row-start", "6")
+    expect(work).to_have_class(re.compile("dragging"))
+    assert puts == []  # nothing is saved while the pointer moves
+    page.mouse.up()
+    expect(page.locator("#dashboard-status")).to_have_text("Moved \u201cWork by type\u201d.")
+    expect(preview).to_have_count(0)
+    expect(work).to_have_css("grid-column-start", "2")
+    expect(work).to_have_css("grid-row-start", "6")
+    assert len(puts) == 1
+    assert _places(page, board.id) == [(1, 5, 4, 3), (6, 2, 4, 3)]
+
+    # Its corner handle dragged two columns right and one row down: 6 wide, 4 tall.
+    corner = f".widget:has([data-question='{board.work_id}']) .widget-resize"
+    _press_and_move(page, _centre(page, corner), (column * 2.2, row * 0.9))
+    expect(preview).to_have_css("grid-column-end", "span 6")
+    expect(preview).to_have_css("grid-row-end", "span 4")
+    page.mouse.up()
+    expect(page.locator("#dashboard-status")).to_have_text("Resized \u201cWork by type\u201d.")
+    assert len(puts) == 2
+    assert _places(page, board.id) == [(1, 5, 6, 4), (6, 2, 4, 3)]
+
+    # A press on the head without a move is a click: nothing is saved.
+    page.mouse.move(*_centre(page, head))
+    page.mouse.down()
+    page.mouse.up()
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator("#dashboard-status")).to_contain_text("Refreshed 2 question(s)")
+    assert len(puts) == 2
+
+    # Opened afresh, the widget is where it was dropped, at the size it was given.
+    page.reload()
+    expect(work.locator("tbody tr").first).to_be_visible(timeout=20_000)
+    expect(work).to_have_css("grid-column-start", "2")
+    expect(work).to_have_css("grid-column-end", "span 6")
+    expect(work).to_have_css("grid-row-start", "6")
+    expect(work).to_have_css("grid-row-end", "span 4")
+    with live_app.factory() as session:
+        saved = session.get(Dashboard, board.id)
+        assert saved is not None
+        assert [(i["x"], i["y"], i["w"], i["h"]) for i in saved.layout] == [
+            (1, 5, 6, 4),
+            (6, 2, 4, 3),
+        ]
+
+
+def test_a_drop_onto_another_widget_is_refused_and_nothing_moves(
+    page: Page, live_app: LiveApp
+) -> None:
+    board = _board(live_app, [])
+    page.set_viewport_size(TALL)
+    live_app.sign_in(page, f"/analytics/dashboards/{board.id}")
+    status = page.locator("#dashboard-status")
+    expect(status).to_contain_text("Refreshed 2 question(s)", timeout=20_000)
+    spend = page.locator(f".widget:has([data-question='{board.spend_id}'])")
+    before = spend.bounding_box()
+    column, row = _pitch(page, board)
+    puts = _puts(page)
+
+    # Spend dragged onto Work by type: the preview is marked and says why while it is there.
+    head = f".widget:has([data-question='{board.spend_id}']) .widget-head h2"
+    _press_and_move(page, _centre(page, head), (-column * 5, -row * 2))
+    preview = page.locator(".drop-preview")
+    expect(preview).to_have_class(re.compile("refused"))
+    expect(preview).to_have_text("Not here: another widget is in the way.")
+    expect(preview).to_have_css("grid-column-start", "2")
+    expect(preview).to_have_css("grid-row-start", "1")
+    page.mouse.up()
+    expect(status).to_have_text("Not moved: another widget is in the way.")
+    expect(preview).to_have_count(0)
+    # Back where it was.
+    expect(spend).to_have_css("transform", "none")
+    expect(spend).to_have_css("grid-column-start", "7")
+    expect(spend).to_have_css("grid-row-start", "3")
+    assert spend.bounding_box() == before
+
+    # Work by type's corner dragged four columns right would cover Spend's first row.
+    corner = f".widget:has([data-question='{board.work_id}']) .widget-resize"
+    _press_and_move(page, _centre(page, corner), (column * 4, 0))
+    expect(preview).to_have_class(re.compile("refused"))
+    page.mouse.up()
+    expect(status).to_have_text("Not resized: another widget is in the way.")
+
+    # Esc gives up a drag to a free place: nothing is saved.
+    _press_and_move(page, _centre(page, head), (0, row * 4))
+    expect(preview).not_to_have_class(re.compile("refused"))
+    page.keyboard.press("Escape")
+    expect(status).to_have_text("Move cancelled.")
+    expect(preview).to_have_count(0)
+    page.mouse.up()
+
+    assert puts == []
+    assert _places(page, board.id) == [(0, 0, 4, 3), (6, 2, 4, 3)]
+
+
+def test_a_viewer_gets_no_handles_and_cannot_drag(page: Page, live_app: LiveApp) -> None:
+    board = _board(live_app, ["technician"])
+    _user(live_app, "tess", Role.TECHNICIAN)
+    _sign_in_as(page, "tess", f"/analytics/dashboards/{board.id}")
+    expect(page.locator("#dashboard-status")).to_contain_text(
+        "Refreshed 2 question(s)", timeout=20_000
+    )
+    work = page.locator(f".widget:has([data-question='{board.work_id}'])")
+    expect(work.locator("tbody tr").first).to_be_visible()
+    expect(page.locator(".widget")).to_have_count(2)
+    expect(page.locator(".widget-resize")).to_have_count(0)
+    expect(page.locator(".widget-editable")).to_have_count(0)
+    expect(page.locator("#dashboard-drag-hint")).to_have_count(0)
+    expect(page.get_by_role("button", name="Move Work by type down")).to_have_count(0)
+    puts = _puts(page)
+
+    _press_and_move(
+        page,
+        _centre(page, f".widget:has([data-question='{board.work_id}']) .widget-head h2"),
+        (0, 300),
+    )
+    expect(page.locator(".drop-preview")).to_have_count(0)
+    page.mouse.up()
+    expect(work).to_have_css("grid-row-start", "1")
+    assert puts == []
+    assert _places(page, board.id) == [(0, 0, 4, 3), (6, 2, 4, 3)]

@@ -1,7 +1,8 @@
 // A custom dashboard: saved questions on a 12-column grid answered in one refresh call (with the
 // dashboard-wide time range and member filters), live sensor widgets fed by the SSE stream,
 // auto-refresh. Anyone who may open it changes the filters for their own view; the owner adds,
-// removes, moves and resizes widgets, saves the filters and changes the settings.
+// removes, moves and resizes widgets (with the buttons, or by dragging a widget's head or its
+// corner handle), saves the filters and changes the settings.
 "use strict";
 (function () {
   var A = window.MPAnalytics;
@@ -184,13 +185,145 @@
     return box;
   }
 
+  // Direct manipulation: a widget's head drags it, its corner handle resizes it. The pointer snaps
+  // to whole cells, a preview shows where the widget would land (marked when it may not), and
+  // the layout is saved once, on the drop, through the same save as the buttons.
+  var drag = null;      // the gesture under way
+  var placing = false;  // a dropped layout is being saved: the next gesture waits for it
+  var DRAG_START_PX = 4;  // less than this is a click on the head, not a drag
+
+  // One column and one row step in pixels, or null when the grid is not 12 columns wide (a narrow
+  // screen stacks the widgets in one column, where a place on the grid cannot be pointed at).
+  function cellPitch() {
+    var style = window.getComputedStyle(grid);
+    var tracks = style.gridTemplateColumns.split(" ").filter(Boolean);
+    if (tracks.length !== COLUMNS) { return null; }
+    var x = parseFloat(tracks[0]) + (parseFloat(style.columnGap) || 0);
+    var y = parseFloat(style.gridAutoRows) + (parseFloat(style.rowGap) || 0);
+    return x > 0 && y > 0 ? { x: x, y: y } : null;
+  }
+
+  function putAt(node, item) {
+    node.style.gridColumn = (item.x + 1) + " / span " + item.w;
+    node.style.gridRow = (item.y + 1) + " / span " + item.h;
+  }
+
+  function clamp(value, low, high) { return Math.max(low, Math.min(high, value)); }
+
+  // The item as it would be after the pointer moved dx, dy pixels: whole cells, inside the grid.
+  function dragged(gesture, dx, dy) {
+    var item = gesture.item;
+    var columns = Math.round(dx / gesture.pitch.x), rows = Math.round(dy / gesture.pitch.y);
+    var next = {};
+    Object.keys(item).forEach(function (key) { next[key] = item[key]; });
+    if (gesture.mode === "move") {
+      next.x = clamp(item.x + columns, 0, COLUMNS - item.w);
+      next.y = clamp(item.y + rows, 0, MAX_ROWS - item.h);
+    } else {
+      next.w = clamp(item.w + columns, 1, COLUMNS - item.x);
+      next.h = clamp(item.h + rows, 1, Math.min(MAX_HEIGHT, MAX_ROWS - item.y));
+    }
+    return next;
+  }
+
+  function draggable(grip, mode, index, title, section) {
+    grip.addEventListener("pointerdown", function (event) {
+      if (drag || placing || !event.isPrimary || event.button !== 0) { return; }
+      if (mode === "move" && event.target.closest("button")) { return; }
+      var pitch = cellPitch();
+      if (!pitch) { return; }
+      event.preventDefault();
+      grip.setPointerCapture(event.pointerId);
+      drag = { mode: mode, index: index, title: title, section: section, grip: grip, pitch: pitch,
+        pointer: event.pointerId, item: dashboard.layout[index], x0: event.clientX, y0: event.clientY,
+        next: null, problem: null, preview: null };
+    });
+    grip.addEventListener("pointermove", function (event) {
+      if (drag && drag.grip === grip && event.pointerId === drag.pointer) { follow(event); }
+    });
+    grip.addEventListener("pointerup", function (event) {
+      if (drag && drag.grip === grip && event.pointerId === drag.pointer) { drop(event); }
+    });
+    ["pointercancel", "lostpointercapture"].forEach(function (type) {
+      grip.addEventListener(type, function (event) {
+        if (drag && drag.grip === grip && event.pointerId === drag.pointer) { stopDrag(); }
+      });
+    });
+  }
+
+  function follow(event) {
+    var dx = event.clientX - drag.x0, dy = event.clientY - drag.y0;
+    if (!drag.preview) {
+      if (Math.abs(dx) < DRAG_START_PX && Math.abs(dy) < DRAG_START_PX) { return; }
+      drag.preview = A.el("div", undefined, "drop-preview");
+      drag.preview.setAttribute("aria-hidden", "true");
+      grid.appendChild(drag.preview);
+      drag.section.classList.add(drag.mode === "move" ? "dragging" : "resizing");
+    }
+    if (drag.mode === "move") { drag.section.style.transform = "translate(" + dx + "px, " + dy + "px)"; }
+    var next = dragged(drag, dx, dy);
+    drag.next = next;
+    drag.problem = placeProblem(next, drag.index);
+    putAt(drag.preview, next);
+    drag.preview.classList.toggle("refused", Boolean(drag.problem));
+    drag.preview.replaceChildren();
+    if (drag.problem) { drag.preview.appendChild(A.el("span", "Not here: " + drag.problem)); }
+  }
+
+  // End the gesture: the preview goes; the widget slides back to its place, or is put at the
+  // place it was dropped on (landing) while that is saved.
+  function stopDrag(landing) {
+    var gesture = drag;
+    drag = null;
+    if (gesture.preview) { gesture.preview.remove(); }
+    gesture.section.classList.remove("dragging", "resizing");
+    if (landing) {
+      gesture.section.style.transition = "none";
+      putAt(gesture.section, landing);
+    }
+    gesture.section.style.transform = "";
+    if (gesture.grip.hasPointerCapture(gesture.pointer)) { gesture.grip.releasePointerCapture(gesture.pointer); }
+  }
+
+  function drop(event) {
+    follow(event);
+    var gesture = drag;
+    var next = gesture.next;
+    var moved = next && ["x", "y", "w", "h"].some(function (key) { return next[key] !== gesture.item[key]; });
+    stopDrag(moved && !gesture.problem ? next : null);
+    if (!moved) { return; }
+    var moving = gesture.mode === "move";
+    var refused = moving ? "Not moved: " : "Not resized: ";
+    if (gesture.problem) { status.textContent = refused + gesture.problem; return; }
+    var layout = dashboard.layout.map(function (other, i) { return i === gesture.index ? next : other; });
+    placing = true;
+    save({ layout: layout })
+      .then(function () { status.textContent = (moving ? "Moved" : "Resized") + " \u201c" + gesture.title + "\u201d."; })
+      .catch(function (error) {
+        // Refused by the server: back to the saved place (a successful save draws the grid anew).
+        putAt(gesture.section, gesture.item);
+        status.textContent = refused + error.message;
+      })
+      .then(function () { placing = false; });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (drag && event.key === "Escape") {
+      var moving = drag.mode === "move";
+      stopDrag();
+      status.textContent = moving ? "Move cancelled." : "Resize cancelled.";
+    }
+  });
+
   function widget(item, index, title) {
     var section = A.el("section", undefined, "widget");
-    section.style.gridColumn = (item.x + 1) + " / span " + item.w;
-    section.style.gridRow = (item.y + 1) + " / span " + item.h;
+    putAt(section, item);
     var head = A.el("div", undefined, "widget-head");
     head.appendChild(A.el("h2", title));
     if (config.can_change) {
+      section.classList.add("widget-editable");
+      head.title = "Drag to move";
+      draggable(head, "move", index, title, section);
       head.appendChild(tools(index, title));
       var remove = A.el("button", "Remove", "widget-remove");
       remove.type = "button";
@@ -207,11 +340,20 @@
     section.appendChild(note);
     var body = A.el("div", undefined, "widget-body");
     section.appendChild(body);
+    if (config.can_change) {
+      // Pointer only: the W and H buttons in the head resize from the keyboard.
+      var corner = A.el("div", undefined, "widget-resize");
+      corner.title = "Drag to resize";
+      corner.setAttribute("aria-hidden", "true");
+      draggable(corner, "resize", index, title, section);
+      section.appendChild(corner);
+    }
     grid.appendChild(section);
     return { body: body, note: note };
   }
 
   function build() {
+    if (drag) { stopDrag(); }
     Array.prototype.forEach.call(grid.querySelectorAll(".js-plotly-plot"), function (node) { A.clearChart(node); });
     grid.replaceChildren();
     bodies = {}; live = {};
