@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from maintainpro import __version__
-from maintainpro.analytics.access import access_ledger
+from maintainpro.analytics.access import AccessLedger, access_ledger
 from maintainpro.analytics.access_log import purge_access_log
 from maintainpro.analytics.exports.schedules import run_due_exports
 from maintainpro.analytics.feeds.routes import router as feed_router
@@ -22,6 +22,7 @@ from maintainpro.analytics.ml.scoring import AnomalyScorer
 from maintainpro.analytics.ml.training import refresh_rul, retrain, rul_forecasts
 from maintainpro.analytics.odata.routes import router as odata_router
 from maintainpro.analytics.refresh import scheduled_refresh
+from maintainpro.analytics.reports.outputs import purge_report_outputs
 from maintainpro.analytics.reports.runner import REPORT_TICK_S, ReportJobs
 from maintainpro.api.limits import BodySizeLimit
 from maintainpro.api.problems import install_problem_handlers
@@ -84,6 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
     factory = build_session_factory(engine)
     supervisor = Supervisor()
     box = _credential_box(settings)
+    # One BI access audit writer per app: the API, the pages and the report jobs share it.
+    ledger = AccessLedger(factory)
     live = Broadcaster()
     # Real-time feeds (SSE, WebSocket) serve without background jobs; their sources need them.
     feeds = build_feeds(settings, factory, supervisor)
@@ -138,6 +141,11 @@ def create_app(settings: Settings) -> FastAPI:
             "bi-access-retention",
             86400.0,
             lambda: purge_access_log(factory, settings.bi_access_retention_days, utcnow()),
+        )
+        supervisor.every(
+            "report-output-retention",
+            86400.0,
+            lambda: purge_report_outputs(factory, settings.report_output_retention_days, utcnow()),
         )
         supervisor.every(
             "shipment-check", settings.shipment_check_interval_s, lambda: shipment_check(factory)
@@ -204,7 +212,7 @@ def create_app(settings: Settings) -> FastAPI:
         if edge_acks is not None:
             supervisor.service("edge-config-acks", edge_acks.run)
         # Scheduled reports: due runs queued and executed; retries of failed deliveries.
-        report_jobs = ReportJobs(factory, settings, box)
+        report_jobs = ReportJobs(factory, settings, box, ledger=ledger)
         supervisor.every("reports", REPORT_TICK_S, report_jobs.tick)
 
     @asynccontextmanager
@@ -233,6 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = factory
+    app.state.analytics_access = ledger
     app.state.supervisor = supervisor
     app.state.credential_box = box
     app.state.live = live

@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     # BI access audit (every OData, export, feed and query access is a row): how long rows are
     # kept before the daily purge (0 keeps them forever).
     bi_access_retention_days: int = Field(default=400, ge=0)
+    # Scheduled reports' files kept on the hub for download (docs/reports.md): a file larger
+    # than the cap is recorded without its bytes; kept files older than the retention are
+    # removed by the daily purge (0 keeps them forever).
+    report_output_max_bytes: int = Field(default=25 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024)
+    report_output_retention_days: int = Field(default=30, ge=0)
     # Rows per OData page before @odata.nextLink; clients may ask for fewer (Prefer maxpagesize).
     odata_page_size: int = Field(default=10_000, ge=1, le=50_000)
     # Real-time feeds (analytics/feeds, docs/realtime-feeds.md): events kept for Last-Event-ID

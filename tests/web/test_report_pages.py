@@ -1,5 +1,6 @@
 """The report pages: schedules with next and last runs, a failure after its retries shown on the
-list, the report page and the API, run-now with CSRF, who may see and run what, escaping."""
+list, the report page and the API, run-now with CSRF, who may see and run what, escaping, and
+each run's kept files to download under the site rule."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from analytics.reports.report_world import (
     email_recipient,
     schedule,
 )
-from maintainpro.analytics.reports.records import ReportRun, RunStatus
+from maintainpro.analytics.access import access_ledger
+from maintainpro.analytics.access_log import BiAccessRecord
+from maintainpro.analytics.reports.records import ReportOutput, ReportRun, RunStatus
 from maintainpro.analytics.reports.runner import MAX_ATTEMPTS, ReportJobs
 from maintainpro.app import create_app
 from maintainpro.config import Settings
@@ -213,3 +216,91 @@ def test_run_now_needs_the_form_token_then_sends_and_shows_the_run(
     assert size_text(run.size_bytes) in run_row
     # The message is shown once.
     assert f"Run {run.id} succeeded." not in client.get(f"/reports/{report}").text
+
+
+def sign_in_with_site(client: TestClient, make_user: MakeUser, role: Role, site_id: int) -> User:
+    """Sign in as a new user of one site."""
+    user, _ = make_user(role, site_id=site_id)
+    token = csrf_of(client.get("/login").text)
+    response = client.post(
+        "/login",
+        data={"username": user.username, "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    return user
+
+
+FILE_LINK = re.compile(r'<a href="(/reports/runs/(\d+)/outputs/(\d+))" download>([^<]+)</a>')
+
+
+def test_each_run_lists_its_kept_files_to_download_by_site(
+    mail_client: tuple[TestClient, Inbox],
+    make_user: MakeUser,
+    db: Session,
+    world: World,
+    session_factory: sessionmaker[Session],
+) -> None:
+    client, inbox = mail_client
+    report = definition(db, world, "backlog", name="Backlog kept", formats=("pdf", "csv"))
+    email_recipient(db, report, user_id=world.manager_a)
+    email_recipient(db, report, user_id=world.manager_b)
+    email_recipient(db, report, address="hq@plant.example")
+    sign_in_as(client, make_user, Role.ANALYST)
+    page = client.get(f"/reports/{report}")
+    sent = client.post(
+        f"/reports/{report}/run-now",
+        data={"csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    (run,) = db.scalars(select(ReportRun)).all()
+    with session_factory() as session:
+        kept = {
+            row.id: (row.scope_label, row.filename)
+            for row in session.scalars(select(ReportOutput).where(ReportOutput.run_id == run.id))
+        }
+    assert {label for label, _ in kept.values()} == {"SA", "SB", "all sites"}
+
+    shown = client.get(f"/reports/{report}").text
+    assert "Files are not kept" not in shown
+    run_row = shown[shown.index(f'id="run-{run.id}"') :].split("</tr>")[0]
+    links = {int(oid): name for _, _, oid, name in FILE_LINK.findall(run_row)}
+    assert links == {oid: name for oid, (_, name) in kept.items()}  # all of them, unrestricted
+
+    # Site A's manager sees and downloads site A's files only.
+    client.cookies.clear()
+    sign_in_with_site(client, make_user, Role.MAINTENANCE_MANAGER, world.site_a)
+    shown = client.get(f"/reports/{report}").text
+    run_row = shown[shown.index(f'id="run-{run.id}"') :].split("</tr>")[0]
+    found = FILE_LINK.findall(run_row)
+    assert {int(oid) for _, _, oid, _ in found} == {
+        oid for oid, (label, _) in kept.items() if label == "SA"
+    }
+    href, _, _, name = found[0]
+    got = client.get(href)
+    assert got.status_code == 200
+    assert got.headers["content-disposition"] == f'attachment; filename="{name}"'
+    assert got.headers["x-content-type-options"] == "nosniff"
+    mail = {rcpts[0]: message for rcpts, message in inbox.messages}
+    sent_copy = {
+        part.get_filename(): part.get_payload(decode=True)
+        for part in mail["manager-a@plant.example"].walk()
+        if part.get_filename()
+    }
+    assert got.content == sent_copy[name]
+    for other, (label, _) in kept.items():
+        if label != "SA":
+            refused = client.get(f"/reports/runs/{run.id}/outputs/{other}", headers=HTML)
+            assert refused.status_code == 404, label
+    # The delivery through the page and the downloads are audited.
+    access_ledger(client.app.state).flush()  # type: ignore[attr-defined]
+    with session_factory() as session:
+        channels = [
+            (r.channel, r.status)
+            for r in session.scalars(select(BiAccessRecord).order_by(BiAccessRecord.id))
+        ]
+    assert channels.count(("report", 200)) == 3
+    assert channels.count(("report_download", 200)) == 1
+    refusals = sum(1 for label, _ in kept.values() if label != "SA")
+    assert channels.count(("report_download", 404)) == refusals

@@ -3,26 +3,31 @@
 ``/reports`` lists every schedule (and every report without one) with its next run in the
 schedule's zone, how the last run went and how many recipients it has; failed runs stand out.
 ``/reports/{id}`` shows a definition, its schedules and recipients, and its recent runs with
-what went to each recipient; "Run now" (reports:write, CSRF-checked) produces and sends it at
-once. Produced files are not kept on the hub, so there is nothing to download here: each
-recipient's copy is in their mailbox, webhook receiver or SFTP folder.
+what went to each recipient and the files it kept, to download; "Run now" (reports:write,
+CSRF-checked) produces and sends it at once. A user tied to a site sees and downloads only the
+files of their site's copies (the warehouse's site rule); every download is audited.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from maintainpro.analytics.access import access_ledger, record_access, site_scope
+from maintainpro.analytics.reports.audit import download_event
+from maintainpro.analytics.reports.outputs import may_download, visible_output
 from maintainpro.analytics.reports.records import (
     ReportDefinition,
+    ReportOutput,
     ReportRecipient,
     ReportRun,
     ReportSchedule,
@@ -33,6 +38,7 @@ from maintainpro.api.deps import SessionDep
 from maintainpro.config import Settings
 from maintainpro.core.assets import Site
 from maintainpro.core.users import Permission, User
+from maintainpro.supply.portal import download_headers
 from maintainpro.web.pages import render
 from maintainpro.web.session_auth import CsrfChecked, PageUser, page_permission
 
@@ -204,10 +210,34 @@ def _site_names(db: Session, runs: list[ReportRun]) -> dict[int, str]:
     return {s.id: s.code for s in db.scalars(select(Site).where(Site.id.in_(wanted)))}
 
 
+def retention_text(days: int) -> str:
+    """How long kept files stay, as the page says it."""
+    if days <= 0:
+        return "as long as the run is in the log"
+    return f"{days} day{'' if days == 1 else 's'}"
+
+
+def kept_files(db: Session, runs: list[ReportRun], user: User) -> dict[int, list[ReportOutput]]:
+    """The files of each run the user may download (their sites' copies), by run id."""
+    if not runs:
+        return {}
+    scope = site_scope(user)
+    found: dict[int, list[ReportOutput]] = {}
+    for row in db.scalars(
+        select(ReportOutput)
+        .where(ReportOutput.run_id.in_([run.id for run in runs]))
+        .order_by(ReportOutput.scope_label, ReportOutput.filename, ReportOutput.id)
+    ):
+        if may_download(scope, row.site_ids):
+            found.setdefault(row.run_id, []).append(row)
+    return found
+
+
 @router.get("/reports/{report_id}", dependencies=[CanRead])
 def report_page(request: Request, db: SessionDep, user: PageUser, report_id: int) -> HTMLResponse:
-    """One report: its definition, schedules, recipients and recent runs."""
+    """One report: its definition, schedules, recipients and recent runs with their files."""
     definition = _definition_or_404(db, report_id)
+    settings: Settings = request.app.state.settings
     schedules = db.scalars(
         select(ReportSchedule)
         .where(ReportSchedule.definition_id == definition.id)
@@ -236,6 +266,8 @@ def report_page(request: Request, db: SessionDep, user: PageUser, report_id: int
         runs=runs,
         zone=zone,
         site_names=_site_names(db, runs),
+        outputs=kept_files(db, runs, user),
+        retention_text=retention_text(settings.report_output_retention_days),
         can_run=may_run(user, definition),
         trouble=TROUBLE,
         pending=PENDING,
@@ -264,7 +296,10 @@ def run_report_now(
     db.rollback()  # the run is written by the report job's own sessions
     factory: sessionmaker[Session] = request.app.state.session_factory
     settings: Settings = request.app.state.settings
-    run_id = ReportJobs(factory, settings, request.app.state.credential_box).run_now(report_id)
+    jobs = ReportJobs(
+        factory, settings, request.app.state.credential_box, ledger=access_ledger(request.app.state)
+    )
+    run_id = jobs.run_now(report_id)
     run = db.get(ReportRun, run_id)
     status = run.status if run is not None else RunStatus.FAILED
     if status in TROUBLE:
@@ -275,3 +310,33 @@ def run_report_now(
         message, kind = f"Run {run_id} {status.value}.", "ok"
     request.session["report_flash"] = {"message": message[:500], "kind": kind}
     return RedirectResponse(f"/reports/{report_id}", status_code=303)
+
+
+@router.get("/reports/runs/{run_id}/outputs/{output_id}", dependencies=[CanRead])
+def download_kept_file(
+    request: Request, db: SessionDep, user: PageUser, run_id: int, output_id: int
+) -> Response:
+    """A run's kept file as a download; another site's file is answered like a missing one."""
+    began = time.perf_counter()
+    row, allowed = visible_output(db, run_id, output_id, site_scope(user))
+    run = db.get(ReportRun, run_id) if row is not None else None
+    definition = db.get(ReportDefinition, run.definition_id) if run is not None else None
+    content = row.content if row is not None and allowed else None
+    status = 200 if content is not None else 404
+    record_access(
+        access_ledger(request.app.state),
+        download_event(
+            user,
+            definition,
+            run_id,
+            output_id,
+            row,
+            status=status,
+            duration_ms=(time.perf_counter() - began) * 1000,
+            via="page",
+            error=None if content is not None else "no such file for this user",
+        ),
+    )
+    if content is None or row is None:
+        raise HTTPException(404, "no such file")
+    return Response(content, media_type=row.media_type, headers=download_headers(row.filename))

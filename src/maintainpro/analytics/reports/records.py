@@ -1,4 +1,5 @@
-"""Report tables: definitions, their cron schedules, recipients, and the record of every run."""
+"""Report tables: definitions, their cron schedules, recipients, the record of every run and
+the files runs produced (kept for download)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Integer,
@@ -155,3 +157,32 @@ class ReportRun(Base):
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReportOutput(Base):
+    """One file a run produced for one recipient scope, kept on the hub for download.
+
+    A file over the size cap is recorded without its bytes (``content`` NULL) and
+    ``not_kept_reason`` says why; rows older than ``report_output_retention_days`` are purged.
+    """
+
+    __tablename__ = "report_outputs"
+    # The bytes are the record; the change audit would copy every file into the audit log.
+    __audit__ = False
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("report_runs.id", ondelete="CASCADE"), index=True
+    )
+    # "all sites", or the site codes of the scope ("SA, SB"), as the recipients' copies said.
+    scope_label: Mapped[str] = mapped_column(String(200))
+    # The site ids the scope covered; None for every site.
+    site_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(127))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Deferred: listings never read the bytes, only a download does.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    not_kept_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

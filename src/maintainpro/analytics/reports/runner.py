@@ -9,6 +9,9 @@ site filter is applied, the files rendered and delivered, and everything is reco
   (or a process taking over an expired claim) only serves recipients not yet served.
 - **Retried, then shown.** A failed delivery is retried with doubling back-off up to
   ``MAX_ATTEMPTS`` attempts; then the run is ``failed`` with the reason per recipient.
+- **Kept and audited.** The files of every scope produced are kept (``outputs``) when the
+  attempt ends, and each delivery attempt is a row of the BI access audit (``audit``); neither
+  can fail a delivery.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,8 +32,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from maintainpro.analytics.access import site_scope
+from maintainpro.analytics.access import AccessLedger, record_access, site_scope
 from maintainpro.analytics.lineage import Lineage, lineage_for
+from maintainpro.analytics.reports.audit import delivery_event
 from maintainpro.analytics.reports.data import ReportData, RunParams, SiteScope, SourceError
 from maintainpro.analytics.reports.delivery import (
     Parcel,
@@ -41,6 +46,7 @@ from maintainpro.analytics.reports.delivery import (
 from maintainpro.analytics.reports.formatting import RenderedFile, base_name
 from maintainpro.analytics.reports.lineage import attempt_run_id, report_event
 from maintainpro.analytics.reports.maintenance_sources import site_codes
+from maintainpro.analytics.reports.outputs import ProducedScope, keep_outputs, scope_label
 from maintainpro.analytics.reports.periods import report_period
 from maintainpro.analytics.reports.records import (
     RecipientKind,
@@ -338,14 +344,33 @@ class _Production:
             self.files[scope] = render_files(data, list(self.definition.formats), base)
         return self.files[scope]
 
+    def produced(self) -> list[ProducedScope]:
+        """Every scope files were rendered for, with its sites' codes."""
+        return [
+            ProducedScope(scope, self.data[scope].sites, files)
+            for scope, files in self.files.items()
+        ]
+
+    def rows_for(self, scope: SiteScope) -> int:
+        """Rows of a scope's data produced in this attempt (0 when it was not produced)."""
+        data = self.data.get(scope)
+        return sum(len(t.rows) for t in data.tables) if data is not None else 0
+
+    def label_for(self, scope: SiteScope) -> str:
+        """How a scope reads in the audit and the kept files ("all sites", "SA, SB")."""
+        data = self.data.get(scope)
+        return scope_label(scope, data.sites if data is not None else ())
+
 
 @dataclasses.dataclass
 class Channels:
-    """The open ways out for one run: an SMTP connection, an HTTP client, the secrets box."""
+    """The open ways out for one run: an SMTP connection, an HTTP client, the secrets box, and
+    the BI access audit that records each delivery."""
 
     mailer: Mailer
     http: httpx.Client
     box: SecretBox | None
+    ledger: AccessLedger | None = None
 
 
 def deliver(
@@ -497,12 +522,19 @@ def execute(
     box: SecretBox | None = None,
     http: httpx.Client | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    ledger: AccessLedger | None = None,
 ) -> RunStatus:
-    """Produce and deliver a run this process has claimed; returns where the run ended up."""
+    """Produce and deliver a run this process has claimed; returns where the run ended up.
+
+    Deliveries are audited through ``ledger`` (without one, a ledger of this call's own that is
+    flushed before it returns).
+    """
+    own_ledger = ledger is None
     channels = Channels(
         Mailer(settings),
         http or httpx.Client(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False),
         box,
+        ledger if ledger is not None else AccessLedger(factory),
     )
     lineage = lineage_for(settings, warehouse_file(settings))
     started = _lineage_start(factory, lineage, run_id, now)
@@ -517,6 +549,8 @@ def execute(
         channels.mailer.close()
         if http is None:
             channels.http.close()
+        if own_ledger and channels.ledger is not None:
+            channels.ledger.close()
     if started is not None:
         _lineage_end(factory, lineage, started, run_id, now)
     return status
@@ -632,6 +666,7 @@ def _execute(
             continue
         entry["attempts"] = int(entry.get("attempts", 0)) + 1
         entry["at"] = now.isoformat()
+        began = time.perf_counter()
         try:
             _serve(production, channels, run, entry, owner)
         except DeliveryError as exc:
@@ -643,14 +678,74 @@ def _execute(
             session.rollback()
             log.exception("report production failed", extra={"run_id": run_id})
             entry.update(status=FAILED, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR])
+        _audit_delivery(production, channels, run.id, entry, owner, began)
         # Committed per recipient: a crash now cannot make a served recipient get it twice.
         run.recipients = [dict(e) for e in entries]
         run.size_bytes = sum(int(e.get("bytes", 0)) for e in entries if e["status"] == SENT)
         run.claimed_until = now + LEASE
         session.commit()
+    _keep(session, production, run_id, settings.report_output_max_bytes, now)
     _finish(run, entries, now, max_attempts)
     session.commit()
     return run.status
+
+
+def _keep(
+    session: Session, production: _Production, run_id: int, cap: int, now: dt.datetime
+) -> None:
+    """Keep the files this attempt produced; a failure is logged, never fails the run."""
+    produced = production.produced()
+    if not produced:
+        return
+    try:
+        kept = keep_outputs(session, run_id, produced, cap, now)
+        session.commit()
+    except Exception:
+        # The copies are delivered already; only the hub's copy is lost.
+        session.rollback()
+        log.exception("report outputs not kept", extra={"run_id": run_id})
+        return
+    log.info("report outputs kept", extra={"run_id": run_id, "files": kept})
+
+
+def _audit_delivery(
+    production: _Production,
+    channels: Channels,
+    run_id: int,
+    entry: dict[str, Any],
+    owner: User | None,
+    began: float,
+) -> None:
+    """Record a delivery attempt in the BI access audit (a skipped copy is no delivery)."""
+    if channels.ledger is None or entry["status"] not in (SENT, FAILED):
+        return
+    try:
+        session, definition = production.session, production.definition
+        recipient = session.get(ReportRecipient, entry["recipient_id"])
+        person = (
+            session.get(User, recipient.user_id)
+            if recipient is not None and recipient.user_id is not None
+            else None
+        )
+        if "sites" in entry:
+            sites = entry["sites"]
+            scope: SiteScope = frozenset(sites) if sites is not None else None
+            rows, label = production.rows_for(scope), production.label_for(scope)
+        else:  # refused before its scope was known (recipient removed, user inactive)
+            rows, label = 0, "-"
+        event = delivery_event(
+            definition,
+            run_id,
+            entry,
+            person or owner,
+            rows=rows,
+            duration_ms=(time.perf_counter() - began) * 1000,
+            scope=label,
+        )
+        record_access(channels.ledger, event)
+    except Exception:
+        # Auditing must never fail a delivery.
+        log.exception("report delivery not audited", extra={"run_id": run_id})
 
 
 def preview(
@@ -698,14 +793,19 @@ class ReportJobs:
         clock: Clock = utcnow,
         http: httpx.Client | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        ledger: AccessLedger | None = None,
     ) -> None:
-        """Keep what runs need; nothing is opened until a run executes."""
+        """Keep what runs need; nothing is opened until a run executes.
+
+        ``ledger`` is the app's BI access audit; without one the jobs keep their own.
+        """
         self._factory = factory
         self._settings = settings
         self._box = box
         self._clock = clock
         self._http = http
         self._max_attempts = max_attempts
+        self._ledger = ledger if ledger is not None else AccessLedger(factory)
         self._finished: dict[int, RunStatus] = {}
         self._changed = threading.Condition()
 
@@ -756,7 +856,10 @@ class ReportJobs:
             box=self._box,
             http=self._http,
             max_attempts=self._max_attempts,
+            ledger=self._ledger,
         )
+        # The audit rows are written before anyone is told the run is done.
+        self._ledger.flush()
         with self._changed:
             self._finished[run_id] = status
             self._changed.notify_all()

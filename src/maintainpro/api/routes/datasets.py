@@ -384,7 +384,10 @@ def list_access_log(
     user: Auditor,
     channel: Annotated[
         str | None,
-        Query(pattern=CHANNEL_PATTERN, description="odata, export, cube, stream.sse, stream.ws"),
+        Query(
+            pattern=CHANNEL_PATTERN,
+            description="odata, export, cube, stream.sse, stream.ws, report, report_download",
+        ),
     ] = None,
     username: Annotated[
         str | None, Query(alias="user", max_length=64, description="a user's name")

@@ -4,13 +4,16 @@ Reading needs ``reports:read`` (administrators, maintenance managers, analysts, 
 writing ``reports:write`` (administrators, maintenance managers, analysts). A user tied to a site
 works within it: the recipients they add see that site only, and they change only the
 definitions they own. A saved question or a dashboard as the source must be one its author may
-read or open.
+read or open. A run's kept files are listed and downloaded under the site rule of the warehouse:
+a site-bound user gets only the files of their sites (others answer 404), and every download is
+recorded in the BI access audit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -27,16 +30,19 @@ from pydantic import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from maintainpro.analytics.access import site_scope
+from maintainpro.analytics.access import access_ledger, record_access, site_scope
 from maintainpro.analytics.dashboards.records import Dashboard
 from maintainpro.analytics.dashboards.rules import may_view
+from maintainpro.analytics.reports.audit import download_event
 from maintainpro.analytics.reports.dashboard_source import DashboardReport
 from maintainpro.analytics.reports.data import SourceError
 from maintainpro.analytics.reports.delivery import SftpTarget
+from maintainpro.analytics.reports.outputs import visible_output, visible_outputs
 from maintainpro.analytics.reports.periods import PeriodName
 from maintainpro.analytics.reports.records import (
     RecipientKind,
     ReportDefinition,
+    ReportOutput,
     ReportRecipient,
     ReportRun,
     ReportSchedule,
@@ -58,11 +64,13 @@ from maintainpro.core.db import utcnow
 from maintainpro.core.notifications import WebhookEndpoint
 from maintainpro.core.users import Permission, User
 from maintainpro.iot.credentials import CredentialBox
+from maintainpro.supply.portal import download_headers
 from maintainpro.supply.sftp import SftpConfigError
 
 router = APIRouter(tags=["reports"])
 Writer = Annotated[User, Depends(require(Permission.REPORTS_WRITE))]
 Reader = Depends(require(Permission.REPORTS_READ))
+ReaderUser = Annotated[User, Reader]
 Format = Literal["pdf", "xlsx", "csv"]
 MAX_PARAMS = 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -310,6 +318,42 @@ class RunOut(BaseModel):
     size_bytes: int
     error: str | None
     created_at: dt.datetime
+
+
+class OutputOut(BaseModel):
+    """A file a run produced for one recipient scope; ``download`` is None when it was not kept."""
+
+    id: int
+    run_id: int
+    scope_label: str
+    site_ids: list[int] | None
+    filename: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    kept: bool
+    not_kept_reason: str | None
+    created_at: dt.datetime
+    download: str | None
+
+
+def output_out(row: ReportOutput) -> OutputOut:
+    """A kept file as the API lists it."""
+    kept = row.not_kept_reason is None
+    return OutputOut(
+        id=row.id,
+        run_id=row.run_id,
+        scope_label=row.scope_label,
+        site_ids=row.site_ids,
+        filename=row.filename,
+        media_type=row.media_type,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        kept=kept,
+        not_kept_reason=row.not_kept_reason,
+        created_at=row.created_at,
+        download=f"/api/v1/reports/runs/{row.run_id}/outputs/{row.id}" if kept else None,
+    )
 
 
 class SourceOut(BaseModel):
@@ -646,7 +690,9 @@ def run_now(request: Request, db: SessionDep, user: Writer, report_id: int) -> R
     db.rollback()  # the run is written by the report job's own sessions
     factory: sessionmaker[Session] = request.app.state.session_factory
     settings: Settings = request.app.state.settings
-    jobs = ReportJobs(factory, settings, request.app.state.credential_box)
+    jobs = ReportJobs(
+        factory, settings, request.app.state.credential_box, ledger=access_ledger(request.app.state)
+    )
     run_id = jobs.run_now(definition.id)
     run = db.get(ReportRun, run_id)
     assert run is not None
@@ -676,3 +722,68 @@ def get_run(db: SessionDep, run_id: int) -> RunOut:
     if run is None:
         raise Problem(404, f"report run {run_id} does not exist")
     return RunOut.model_validate(run)
+
+
+def _run(db: Session, run_id: int) -> ReportRun:
+    run = db.get(ReportRun, run_id)
+    if run is None:
+        raise Problem(404, f"report run {run_id} does not exist")
+    return run
+
+
+@router.get("/reports/runs/{run_id}/outputs")
+def list_outputs(db: SessionDep, user: ReaderUser, run_id: int) -> list[OutputOut]:
+    """The files the run produced that the caller may download (their sites' copies only)."""
+    _run(db, run_id)
+    return [output_out(row) for row in visible_outputs(db, run_id, site_scope(user))]
+
+
+@router.get("/reports/runs/{run_id}/outputs/{output_id}")
+def download_output(
+    request: Request, db: SessionDep, user: ReaderUser, run_id: int, output_id: int
+) -> Response:
+    """One kept file, as a download; 404 for a file of sites the caller may not see."""
+    began = time.perf_counter()
+    row, allowed = visible_output(db, run_id, output_id, site_scope(user))
+    run = db.get(ReportRun, run_id) if row is not None else None
+    definition = db.get(ReportDefinition, run.definition_id) if run is not None else None
+    content = row.content if row is not None and allowed else None
+    if content is None:
+        # Another site's file reads exactly like a missing one.
+        reason = (
+            f"this file was not kept: {row.not_kept_reason}"
+            if row is not None and allowed and row.not_kept_reason
+            else f"report output {output_id} of run {run_id} does not exist"
+        )
+        _audit_download(request, user, definition, run_id, output_id, row, began, 404, reason)
+        raise Problem(404, reason)
+    assert row is not None
+    _audit_download(request, user, definition, run_id, output_id, row, began, 200)
+    return Response(content, media_type=row.media_type, headers=download_headers(row.filename))
+
+
+def _audit_download(
+    request: Request,
+    user: User,
+    definition: ReportDefinition | None,
+    run_id: int,
+    output_id: int,
+    row: ReportOutput | None,
+    began: float,
+    status_code: int,
+    error: str | None = None,
+) -> None:
+    record_access(
+        access_ledger(request.app.state),
+        download_event(
+            user,
+            definition,
+            run_id,
+            output_id,
+            row,
+            status=status_code,
+            duration_ms=(time.perf_counter() - began) * 1000,
+            via="api",
+            error=error,
+        ),
+    )
