@@ -118,6 +118,7 @@ async def test_connection_errors_reach_the_device_without_data(
         if pipeline.stats.batches:
             break
     task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     with session_factory() as session:
         device = session.scalars(select(Device).where(Device.key == "pump-1")).one()
         assert device.last_error == "ConnectionRefusedError: port 502"

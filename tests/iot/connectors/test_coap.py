@@ -112,6 +112,8 @@ async def pipeline(session_factory: sessionmaker[Session]) -> AsyncIterator[Inge
     task = asyncio.create_task(ingest.run())
     yield ingest
     task.cancel()
+    # The pipeline stores what it holds when stopped: let it finish before the database goes.
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _serve(server: CoapServer, sink: Any) -> asyncio.Task[None]:
