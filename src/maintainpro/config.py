@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # Procurement: the company's reporting currency, approval limit for the procurement role
     # (in base currency; administrators have none) and how far a receipt may exceed its order.
     base_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    # The buying company's name on purchase orders (PDF, e-mail) and in EDI N1*BY, unless a
+    # trading partner sets its own "buyer_name".
+    buyer_name: str = Field(default="MaintAInPro", min_length=1, max_length=120)
     procurement_approval_limit: Decimal = Field(default=Decimal(10000), ge=0)
     receipt_tolerance_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
     # Three-way match: how far an invoice's unit price may exceed the order's, and its quantity

@@ -41,6 +41,7 @@ def smtp(settings: Settings) -> Iterator[tuple[Inbox, Settings]]:
                     "smtp_port": port,
                     "smtp_starttls": False,
                     "smtp_from": "buying@plant.example",
+                    "buyer_name": "Plant 1 Buying",
                 }
             ),
         )
@@ -96,6 +97,7 @@ def test_a_sent_order_is_emailed_once_with_its_pdf(
     for text in (b"Purchase order PO-000001", b"ACME Ltd", b"2,469.00 USD", b"2,559.00 USD"):
         assert text in pdf, text
     assert b"Payment terms: NET30" in pdf
+    assert b"Plant 1 Buying" in pdf  # the buyer_name setting, not the product name
     stored = _order(session_factory, order.id)
     assert stored.history[-1].note == "e-mailed to orders@acme.example"
     assert stored.history[-1].detail == [

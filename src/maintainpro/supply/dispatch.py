@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 SENT_TOPIC = "purchase_order.sent"
 DISPATCH_TOPICS = (SENT_TOPIC, CHANGED_TOPIC)
-BUYER = "MaintAInPro"
 # Orders that no longer go anywhere: a change event that arrives after a cancel is not sent on.
 _FINISHED = frozenset({PoStatus.CANCELLED, PoStatus.CLOSED, PoStatus.DRAFT, PoStatus.APPROVED})
 
@@ -46,8 +45,9 @@ def order_contact(supplier: Supplier) -> str:
     return str(with_mail[0]["email"])
 
 
-def email_sender(settings: Settings, *, buyer: str = BUYER) -> OrderSender:
+def email_sender(settings: Settings, *, buyer: str | None = None) -> OrderSender:
     """Send the order as a PDF attachment to the supplier's ordering contact."""
+    buyer = buyer or settings.buyer_name
 
     def send(session: Session, order: PurchaseOrder, topic: str) -> str:
         to = order_contact(order.supplier)
@@ -96,7 +96,7 @@ def default_senders(settings: Settings) -> dict[ConnectionType, OrderSender]:
     orders wait for their connectors."""
     senders: dict[ConnectionType, OrderSender] = {
         ConnectionType.EMAIL: email_sender(settings),
-        ConnectionType.EDI: edi_order_sender(),
+        ConnectionType.EDI: edi_order_sender(buyer=settings.buyer_name),
     }
     for channel in (ConnectionType.API, ConnectionType.PORTAL):
         senders[channel] = awaiting_connector(channel)

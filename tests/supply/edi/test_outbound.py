@@ -289,3 +289,18 @@ def test_a_supplier_without_a_partner_is_not_lost(
         assert "has no EDI trading partner" in (event.last_error or "")
         assert session.scalars(select(EdiInterchange)).all() == []
     assert order.id is not None
+
+
+def test_the_buyer_is_named_by_the_setting_unless_the_partner_names_it(
+    world: World, partner: TradingPartner
+) -> None:
+    row = queue_purchase_order(
+        world.db, _order(world, partner), SENT, now=NOW, buyer_name="Plant 1 Buying"
+    )
+    assert b"N1*BY*Plant 1 Buying*" in row.raw
+    partner.settings = {**(partner.settings or {}), "buyer_name": "Plant 1 (EDI desk)"}
+    world.db.flush()
+    row = queue_purchase_order(
+        world.db, _order(world, partner), SENT, now=NOW, buyer_name="Plant 1 Buying"
+    )
+    assert b"N1*BY*Plant 1 (EDI desk)*" in row.raw

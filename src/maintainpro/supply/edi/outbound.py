@@ -94,10 +94,10 @@ def envelope_settings(partner: TradingPartner) -> EnvelopeSettings:
     )
 
 
-def buyer_of(partner: TradingPartner) -> Buyer:
-    """How we name ourselves to this partner (settings "buyer_name", else the product name)."""
+def buyer_of(partner: TradingPartner, default: str = DEFAULT_BUYER) -> Buyer:
+    """How we name ourselves to this partner (its settings' "buyer_name", else ``default``)."""
     name = partner.settings.get("buyer_name") if partner.settings else None
-    return Buyer(name=str(name or DEFAULT_BUYER), identifier=partner.our_gs_id)
+    return Buyer(name=str(name or default), identifier=partner.our_gs_id)
 
 
 def partner_for_supplier(session: Session, supplier_id: int) -> TradingPartner:
@@ -197,12 +197,17 @@ def queue_interchange(
 
 
 def queue_purchase_order(
-    session: Session, order: PurchaseOrder, topic: str, *, now: dt.datetime | None = None
+    session: Session,
+    order: PurchaseOrder,
+    topic: str,
+    *,
+    now: dt.datetime | None = None,
+    buyer_name: str = DEFAULT_BUYER,
 ) -> EdiInterchange:
     """Queue the 850 for a sent order, or the 860 of its current revision for a change."""
     when = now or utcnow()
     partner = partner_for_supplier(session, order.supplier_id)
-    buyer = buyer_of(partner)
+    buyer = buyer_of(partner, buyer_name)
     if topic == CHANGED_TOPIC:
         _check_document(partner, "860")
         change = change_document(session, order, buyer, now=when)
@@ -221,12 +226,12 @@ def queue_purchase_order(
 
 
 def edi_order_sender(
-    clock: Callable[[], dt.datetime] = utcnow,
+    clock: Callable[[], dt.datetime] = utcnow, *, buyer: str = DEFAULT_BUYER
 ) -> Callable[[Session, PurchaseOrder, str], str]:
     """The dispatch channel for EDI suppliers: queue the 850/860; returns the history note."""
 
     def send(session: Session, order: PurchaseOrder, topic: str) -> str:
-        row = queue_purchase_order(session, order, topic, now=clock())
+        row = queue_purchase_order(session, order, topic, now=clock(), buyer_name=buyer)
         sets = " ".join(d.set_id for d in row.documents)
         return f"EDI {sets} queued as interchange {row.control_number:09d} ({row.transport})"
 
