@@ -45,9 +45,10 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # One worker per core; a test file stays on one worker (its module fixtures, servers and
-# browser are set up once), and each worker has its own PostgreSQL test database.
+# browser are set up once), and each worker has its own PostgreSQL test database. The 25
+# slowest tests are listed at the end, so a run creeping towards its time budget shows why.
 pytest: $(DEV_STAMP) services
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
 test: lint typecheck pytest
 
