@@ -1,12 +1,18 @@
-"""Concurrent goods receipts on one order line (PostgreSQL: real row locks, real races)."""
+"""Concurrent goods receipts on one order line: real races on SQLite and PostgreSQL.
+
+PostgreSQL serialises them with a row lock on the order, SQLite by making each receipt the one
+writer (``BEGIN IMMEDIATE``) before it re-reads the order; both must give the same outcomes.
+"""
 
 from __future__ import annotations
 
 import threading
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.core.inventory import StockLevel
@@ -25,10 +31,8 @@ from supply.procurement_world import World
 
 
 @pytest.fixture
-def sent_lines(engine: Engine, world: World) -> list[int]:
+def sent_lines(world: World) -> list[int]:
     """Two lines (4 and 6 bearings-like parts) on one sent order, committed for other sessions."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time; row locks and this race need PostgreSQL")
     acme = world.supplier("ACME", "USD")
     other = world.part("SEAL-1")
     world.item(acme, [("1", "10.00")])
@@ -134,3 +138,80 @@ def test_receipts_completing_two_lines_at_once_complete_the_order(
             PoStatus.PARTIALLY_RECEIVED,
             PoStatus.RECEIVED,
         ]
+
+
+def _post_together(
+    client: TestClient,
+    headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    line_id: int,
+    quantities: list[str],
+) -> list[tuple[int, str]]:
+    """POST receipts in parallel requests that have all read the order before any of them books."""
+    with session_factory_of(client)() as session:
+        line = session.get(PurchaseOrderLine, line_id)
+        assert line is not None
+        order_id = line.purchase_order_id
+    barrier = threading.Barrier(len(quantities))
+
+    def receive_after_every_read(*args: Any, **kwargs: Any) -> Any:
+        barrier.wait(timeout=30)  # every request has read its order and line by now
+        return receive(*args, **kwargs)
+
+    monkeypatch.setattr("maintainpro.api.routes.supply.receive", receive_after_every_read)
+    answers: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def post(quantity: str) -> None:
+        response = client.post(
+            f"/api/v1/purchase-orders/{order_id}/receipts",
+            headers=headers,
+            json={"line_id": line_id, "quantity_received": quantity},
+        )
+        with lock:
+            answers.append((response.status_code, response.text))
+
+    threads = [threading.Thread(target=post, args=(quantity,)) for quantity in quantities]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return answers
+
+
+def session_factory_of(client: TestClient) -> sessionmaker[Session]:
+    """The session factory of the app behind a test client."""
+    app: Any = client.app
+    factory: sessionmaker[Session] = app.state.session_factory
+    return factory
+
+
+def test_two_posted_receipts_within_the_order_are_both_booked(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    session_factory: sessionmaker[Session],
+    sent_lines: list[int],
+) -> None:
+    line_id = sent_lines[0]
+    answers = _post_together(client, admin_headers, monkeypatch, line_id, ["2", "2"])
+    assert [status for status, _ in answers] == [201, 201], answers
+    received, booked = _received(session_factory, line_id)
+    assert received == booked == Decimal(4)
+
+
+def test_two_posted_receipts_beyond_the_order_refuse_one_cleanly(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    session_factory: sessionmaker[Session],
+    sent_lines: list[int],
+) -> None:
+    line_id = sent_lines[0]  # 4 ordered, no tolerance: 3 + 3 is one receipt too many
+    answers = _post_together(client, admin_headers, monkeypatch, line_id, ["3", "3"])
+    assert sorted(status for status, _ in answers) == [201, 422], answers
+    refusal = next(text for status, text in answers if status == 422)
+    assert "exceeds the limit" in refusal
+    received, booked = _received(session_factory, line_id)
+    assert received == booked == Decimal(3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -11,7 +12,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maintainpro.core.inventory import StockError
@@ -87,6 +88,17 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _database_busy(exc: BaseException) -> bool:
+    """Whether an error is SQLite refusing a lock another connection still holds."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    return isinstance(orig, sqlite3.OperationalError) and "database is locked" in str(orig)
+
+
+def _internal_error(request: Request) -> JSONResponse:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(request, 500, "an internal error occurred; it has been logged")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error the API raises as problem+json."""
 
@@ -160,7 +172,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             title="Invalid value",
         )
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _operational(request: Request, exc: Exception) -> JSONResponse:
+        if not _database_busy(exc):
+            return _internal_error(request)
+        # Another writer held SQLite's one write lock past the busy timeout (or a transaction
+        # begun as a reader could not become the writer). The request's transaction is rolled
+        # back; the same request a moment later will most likely go through.
+        log.warning("database busy", extra={"path": request.url.path})
+        return problem_response(
+            request,
+            503,
+            "the database is busy; retry",
+            title="Database busy",
+            headers={"Retry-After": "1"},
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(request, 500, "an internal error occurred; it has been logged")
+        return _internal_error(request)

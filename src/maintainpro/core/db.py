@@ -85,6 +85,29 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def claim_writer(session: Session) -> None:
+    """Make the session's transaction the database's writer now, before it reads what it changes.
+
+    On SQLite the transaction is started with ``BEGIN IMMEDIATE``: it waits (``busy_timeout``)
+    until no other connection writes, and everything it reads afterwards stays true until it
+    commits. On PostgreSQL it does nothing; there row locks (``with_for_update``) serialise.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.driver_connection
+    # pysqlite's legacy transaction control (which this engine keeps) runs reads outside any
+    # transaction and issues a deferred BEGIN just before the first INSERT/UPDATE/DELETE. A
+    # transaction it began therefore wrote first and already holds the write lock; one not yet
+    # begun is begun here, IMMEDIATE, before the caller's reads. An opt-in per transaction rather
+    # than the engine-wide BEGIN recipe: that would put every read-only request in a deferred
+    # transaction whose first write fails at once with "database is locked" (SQLite does not
+    # wait to upgrade a reader in WAL mode, to avoid deadlock), or, IMMEDIATE, queue every read
+    # behind the one writer.
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""

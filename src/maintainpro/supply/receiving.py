@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Numeric, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from maintainpro.core.db import Base, UTCDateTime, utcnow
+from maintainpro.core.db import Base, UTCDateTime, claim_writer, utcnow
 from maintainpro.core.inventory import (
     Part,
     Reservation,
@@ -136,10 +136,11 @@ def _lock_order(session: Session, line: PurchaseOrderLine) -> PurchaseOrder:
     """The line's order, locked, with its status and every line re-read under the lock.
 
     The caller's copies may be stale: another receipt may have committed since they were read.
-    Locking the order row (PostgreSQL; SQLite has one writer anyway) makes receipts on the same
-    order take turns, so the over-receipt check, the received quantity and the order status are
-    always computed from what the previous receipt committed.
+    Locking the order row (PostgreSQL) or becoming SQLite's one writer before re-reading makes
+    receipts on the same order take turns, so the over-receipt check, the received quantity and
+    the order status are always computed from what the previous receipt committed.
     """
+    claim_writer(session)
     order = session.get(
         PurchaseOrder, line.purchase_order_id, with_for_update=True, populate_existing=True
     )
