@@ -13,27 +13,35 @@ from sqlalchemy.orm import Session
 
 from maintainpro.core.db import utcnow
 from maintainpro.core.events import emit
+from maintainpro.core.users import Role, User
 from maintainpro.supply.contracts import Contract, ContractError
-from maintainpro.supply.money import Money, line_total
+from maintainpro.supply.money import Money, line_total, sum_money
+from maintainpro.supply.purchasing import CHANGED_TOPIC as CHANGED_TOPIC  # dispatch, EDI, ERP
 from maintainpro.supply.purchasing import (
     PO_TRANSITIONS,
+    ApprovalPolicy,
     LineAckStatus,
     PoStatus,
     PoTransitionError,
     PurchaseOrder,
     PurchaseOrderHistory,
     PurchaseOrderLine,
+    give_back_contract_spend,
     move_order,
 )
 from maintainpro.supply.requisitions import RequisitionLine, RequisitionLineStatus
 
 S = PoStatus
-CHANGED_TOPIC = "purchase_order.changed"
 # After approval and until everything has arrived an order can still be changed; a draft is
 # edited directly and a received order is history.
 CHANGEABLE = frozenset(
     {S.APPROVED, S.SENT, S.ACKNOWLEDGED, S.PARTIALLY_SHIPPED, S.SHIPPED, S.PARTIALLY_RECEIVED}
 )
+# Where a change beyond the approver's limit can send an order back to draft: nothing has been
+# shipped or received against it yet, so waiting for approval holds up no goods in transit.
+REAPPROVABLE = frozenset({S.APPROVED, S.SENT, S.ACKNOWLEDGED})
+# The limits the approve route uses by default; callers with configured limits pass their own.
+DEFAULT_POLICY = ApprovalPolicy()
 
 
 class OrderChangeError(ValueError):
@@ -206,6 +214,61 @@ def apply_line_terms(
     return changes
 
 
+def reapproval_reason(
+    old_total: Money, new_total: Money, approver_role: Role, policy: ApprovalPolicy
+) -> str | None:
+    """Why a change needs approval again (base-currency totals); None when the approval holds.
+
+    Only a raise can outgrow the approval: a change that lowers the total or keeps it within
+    the limit of the role that approved the order stands on the approval it has.
+    """
+    if new_total.amount <= old_total.amount:
+        return None
+    refusal = policy.refusal(approver_role, new_total)
+    if refusal is None:
+        return None
+    raised = f"from {old_total.format()} to {new_total.format()}"
+    return f"the change raises the total {raised}: {refusal}"
+
+
+def _approver_role(session: Session, order: PurchaseOrder) -> Role:
+    # An approver no longer on record is held to the procurement limit, the one approval uses
+    # for buyers; an administrator's approval has no limit to outgrow.
+    approver = session.get(User, order.approved_by_id) if order.approved_by_id else None
+    return approver.role if approver is not None else Role.PROCUREMENT
+
+
+def _total_after(order: PurchaseOrder, plan: Mapping[int, tuple[Decimal, Decimal]]) -> Money:
+    """The order's base-currency total once the plan is applied, computed without applying it."""
+    totals = [
+        line_total(Money.of(plan[line.line_no][1], order.currency), plan[line.line_no][0])
+        if line.line_no in plan
+        else Money.of(line.line_total, order.currency)
+        for line in order.lines
+    ]
+    return order.applied_rate.convert(sum_money(totals, order.currency))
+
+
+def back_to_approval(
+    session: Session,
+    order: PurchaseOrder,
+    *,
+    reason: str,
+    actor_id: int | None,
+    now: dt.datetime,
+) -> None:
+    """Return a changed order to draft to wait for approval, its contract spend given back.
+
+    Approval draws the whole order from its contracts again, and a draft holds no spend (so a
+    cancel from here has nothing to give back). The supplier hears of the change only once the
+    order is approved again.
+    """
+    give_back_contract_spend(session, order)
+    move_order(order, S.DRAFT, actor_id=actor_id, now=now, note=f"needs approval again: {reason}")
+    order.approved_by_id = None
+    order.approved_at = None
+
+
 def reopen_requisition(session: Session, line: PurchaseOrderLine) -> bool:
     """Put the need behind a dropped line back on the requisition list; True if reopened."""
     if line.requisition_line_id is None:
@@ -250,6 +313,7 @@ def _record(
     actor_id: int | None,
     reason: str,
     now: dt.datetime,
+    notify: bool = True,
 ) -> PurchaseOrderHistory:
     order.revision += 1
     note = f"revision {order.revision}" + (f": {reason}" if reason else "")
@@ -263,7 +327,7 @@ def _record(
     )
     order.history.append(entry)
     settle_progress(order, actor_id=actor_id, now=now, note=f"after revision {order.revision}")
-    if order.sent_at is not None:
+    if notify and order.sent_at is not None:
         # The supplier already has the order: the change has to reach them too.
         session.flush()
         emit(session, CHANGED_TOPIC, {"order_id": order.id, "revision": order.revision})
@@ -286,9 +350,15 @@ def change_order(
     *,
     actor_id: int | None = None,
     reason: str = "",
+    policy: ApprovalPolicy = DEFAULT_POLICY,
     now: dt.datetime | None = None,
 ) -> PurchaseOrderHistory:
-    """Change lines of an approved or sent order: a new revision, its history and event."""
+    """Change lines of an approved or sent order: a new revision, its history and event.
+
+    A change that raises the base-currency total beyond the limit of the order's approver (see
+    ``reapproval_reason``) sends the order back to draft to be approved again, and the supplier
+    gets the revision only after that approval.
+    """
     when = now or utcnow()
     validate_changes(order.status, facts_of(order), changes)
     lines = {line.line_no: line for line in order.lines}
@@ -300,6 +370,18 @@ def change_order(
         for c in changes
         if c.quantity is not None or c.unit_price is not None
     }
+    # Decided before anything changes, so a refusal leaves the order as it was.
+    needs_approval = reapproval_reason(
+        Money.of(order.total_base, order.base_currency),
+        _total_after(order, plan),
+        _approver_role(session, order),
+        policy,
+    )
+    if needs_approval is not None and order.status not in REAPPROVABLE:
+        raise PoTransitionError(
+            f"{needs_approval}; an order that is {order.status} cannot go back for approval "
+            "once goods are shipped or received"
+        )
     details = apply_line_terms(session, order, plan)
     for change in changes:
         line = lines[change.line_no]
@@ -307,7 +389,18 @@ def change_order(
             details.append(detail(line.line_no, "need_by", line.need_by, change.need_by))
             line.need_by = change.need_by
         _ask_again(order, line, details)
-    return _record(session, order, details=details, actor_id=actor_id, reason=reason, now=when)
+    entry = _record(
+        session,
+        order,
+        details=details,
+        actor_id=actor_id,
+        reason=reason,
+        now=when,
+        notify=needs_approval is None,
+    )
+    if needs_approval is not None:
+        back_to_approval(session, order, reason=needs_approval, actor_id=actor_id, now=when)
+    return entry
 
 
 def cancel_line(

@@ -40,17 +40,23 @@ class PoStatus(enum.StrEnum):
 
 
 S = PoStatus
+CHANGED_TOPIC = "purchase_order.changed"
 # Goods may arrive before the supplier acknowledges or announces shipment, so receipt moves are
 # allowed from every state after "sent".
 _RECEIVABLE = frozenset({S.SENT, S.ACKNOWLEDGED, S.PARTIALLY_SHIPPED, S.SHIPPED})
+# A change order that raises the total beyond the approver's limit sends an order back to draft,
+# the one status that waits for approval, until nothing is shipped or received yet (see
+# order_changes.py); approving it again returns a sent order to "sent".
 PO_TRANSITIONS: Mapping[PoStatus, frozenset[PoStatus]] = {
     S.DRAFT: frozenset({S.APPROVED, S.CANCELLED}),
-    S.APPROVED: frozenset({S.SENT, S.CANCELLED}),
+    S.APPROVED: frozenset({S.SENT, S.CANCELLED, S.DRAFT}),
     S.SENT: frozenset(
         {S.ACKNOWLEDGED, S.PARTIALLY_SHIPPED, S.SHIPPED, S.PARTIALLY_RECEIVED, S.RECEIVED}
-        | {S.CANCELLED}
+        | {S.CANCELLED, S.DRAFT}
     ),
-    S.ACKNOWLEDGED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.PARTIALLY_RECEIVED, S.RECEIVED}),
+    S.ACKNOWLEDGED: frozenset(
+        {S.PARTIALLY_SHIPPED, S.SHIPPED, S.PARTIALLY_RECEIVED, S.RECEIVED, S.DRAFT}
+    ),
     S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED, S.PARTIALLY_RECEIVED, S.RECEIVED}),
     S.SHIPPED: frozenset({S.PARTIALLY_RECEIVED, S.RECEIVED}),
     S.PARTIALLY_RECEIVED: frozenset({S.RECEIVED}),
@@ -333,16 +339,23 @@ class ApprovalPolicy:
         default_factory=lambda: {Role.PROCUREMENT: Decimal(10_000), Role.ADMIN: None}
     )
 
-    def check(self, role: Role, amount: Money) -> None:
-        """Raise ApprovalRefused unless the role may approve this base-currency amount."""
+    def refusal(self, role: Role, amount: Money) -> str | None:
+        """Why the role may not approve this base-currency amount; None when it may."""
         if role not in self.limits:
-            raise ApprovalRefused(f"the role {role.value} may not approve purchase orders")
+            return f"the role {role.value} may not approve purchase orders"
         limit = self.limits[role]
         if limit is not None and amount.amount > limit:
-            raise ApprovalRefused(
+            return (
                 f"{amount} is above the {role.value} approval limit of "
                 f"{Money.of(limit, amount.currency)}"
             )
+        return None
+
+    def check(self, role: Role, amount: Money) -> None:
+        """Raise ApprovalRefused unless the role may approve this base-currency amount."""
+        reason = self.refusal(role, amount)
+        if reason is not None:
+            raise ApprovalRefused(reason)
 
 
 def _contract_amounts(order: PurchaseOrder) -> dict[int, Decimal]:
@@ -351,6 +364,14 @@ def _contract_amounts(order: PurchaseOrder) -> dict[int, Decimal]:
         if line.contract_id is not None:
             amounts[line.contract_id] = amounts.get(line.contract_id, Decimal(0)) + line.line_total
     return amounts
+
+
+def give_back_contract_spend(session: Session, order: PurchaseOrder) -> None:
+    """Return what approving the order drew from its contracts' caps."""
+    for contract_id, amount in _contract_amounts(order).items():
+        contract = session.get(Contract, contract_id)
+        if contract is not None:
+            contract.draw(-amount)
 
 
 def approve_order(
@@ -362,7 +383,11 @@ def approve_order(
     policy: ApprovalPolicy,
     now: dt.datetime | None = None,
 ) -> None:
-    """Approve a draft within the approver's limit and draw its contract lines down."""
+    """Approve a draft within the approver's limit and draw its contract lines down.
+
+    An order that was sent before and came back for approval because a change raised its total
+    goes straight back to "sent", and the change (its revision) goes to the supplier now.
+    """
     check_po_transition(order.status, PoStatus.APPROVED)
     if not order.lines:
         raise ApprovalRefused("an order without lines cannot be approved")
@@ -377,6 +402,16 @@ def approve_order(
     move_order(order, PoStatus.APPROVED, actor_id=approver_id, now=when, note="approved")
     order.approved_by_id = approver_id
     order.approved_at = when
+    if order.sent_at is not None:
+        move_order(
+            order,
+            PoStatus.SENT,
+            actor_id=approver_id,
+            now=when,
+            note=f"revision {order.revision} sent to the supplier after approval",
+        )
+        session.flush()
+        emit(session, CHANGED_TOPIC, {"order_id": order.id, "revision": order.revision})
 
 
 def send_order(
@@ -408,10 +443,7 @@ def cancel_order(
     was_committed = order.status is not PoStatus.DRAFT
     move_order(order, PoStatus.CANCELLED, actor_id=actor_id, note=reason or "cancelled", now=now)
     if was_committed:
-        for contract_id, amount in _contract_amounts(order).items():
-            contract = session.get(Contract, contract_id)
-            if contract is not None:
-                contract.draw(-amount)
+        give_back_contract_spend(session, order)
     # The need behind a cancelled order is still there: reopen its requisition lines. Imported
     # here because the requisitions module imports this one.
     from maintainpro.supply.requisitions import RequisitionLine, RequisitionLineStatus

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Numeric, String, UniqueConstraint, func, select
+from sqlalchemy import Date, ForeignKey, Numeric, String, UniqueConstraint, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, sessionmaker
 
 from maintainpro.core.columns import text_enum
@@ -87,6 +87,35 @@ class RequisitionLine(Base):
 
 class RequisitionError(ValueError):
     """A requisition that cannot be raised."""
+
+
+def lock_if_open(session: Session, line: RequisitionLine) -> bool:
+    """Hold an open requisition line for this transaction; False if it is no longer open.
+
+    Automatic ordering runs from the reorder job and from ``POST /purchase-orders/auto``, and
+    both may read the same open line at the same moment. A conditional UPDATE (a no-op that
+    matches only while the line is open) is the claim because it works the same on both
+    backends: PostgreSQL row-locks the line until commit, and a second transaction blocked on
+    that lock re-checks ``status = 'open'`` against the committed row and matches nothing once
+    the first one ordered it; SQLite lets one writer at a time through, which reads the current
+    row. A SELECT ... FOR UPDATE SKIP LOCKED would do nothing on SQLite. No intermediate
+    "ordering" status is needed: the claim, the order line and the status change commit
+    together, so a crashed run leaves the line open rather than stuck.
+    """
+    # Run on the session's connection, past the ORM: the caller then changes the line through
+    # the ORM (its loaded state still says "open"), so the audit trail keeps the change.
+    claimed = session.connection().execute(
+        update(RequisitionLine)
+        .where(
+            RequisitionLine.id == line.id,
+            RequisitionLine.status == RequisitionLineStatus.OPEN,
+        )
+        .values(status=RequisitionLineStatus.OPEN)
+    )
+    if claimed.rowcount == 1:
+        return True
+    session.expire(line)  # what we read is stale: another transaction ordered or cancelled it
+    return False
 
 
 def _default_stock_level(session: Session, part_id: int) -> int | None:

@@ -21,7 +21,7 @@ from maintainpro.supply.contracts import Contract, ContractPrice
 from maintainpro.supply.fx import FxConverter, FxError
 from maintainpro.supply.money import Money, line_total
 from maintainpro.supply.purchasing import PurchaseOrder, add_line, new_purchase_order
-from maintainpro.supply.requisitions import RequisitionLine, RequisitionLineStatus
+from maintainpro.supply.requisitions import RequisitionLine, RequisitionLineStatus, lock_if_open
 from maintainpro.supply.suppliers import Supplier, SupplierStatus
 
 HUNDRED = Decimal(100)
@@ -233,7 +233,11 @@ def generate_purchase_orders(
     created_by_id: int | None = None,
     now: dt.datetime | None = None,
 ) -> AutoPoResult:
-    """Source every open requisition line and consolidate the lines into a draft per supplier."""
+    """Source every open requisition line and consolidate the lines into a draft per supplier.
+
+    Safe to run concurrently: each line is claimed (see ``lock_if_open``) before it is ordered,
+    so a line is ordered by exactly one run; lines another run took are not counted.
+    """
     result = AutoPoResult()
     lines = session.scalars(
         select(RequisitionLine)
@@ -242,10 +246,14 @@ def generate_purchase_orders(
     ).all()
     drafts: dict[tuple[int, str], PurchaseOrder] = {}
     for line in lines:
-        result.considered += 1
         contract = contract_offers(session, line, base_currency=base_currency, fx=fx, today=today)
         catalog = catalog_offers(session, line, base_currency=base_currency, fx=fx, today=today)
         choice = choose_offer(contract, catalog, need_by=line.need_by, today=today)
+        # Another run (the reorder job, a buyer's request) may have ordered the line since it was
+        # read: claim it before writing anything, and leave it alone if it is gone.
+        if not lock_if_open(session, line):
+            continue
+        result.considered += 1
         if choice is None:
             line.sourcing_note = _explain_missing(catalog, line.need_by)
             result.left_for_buyer.append(line.id)
