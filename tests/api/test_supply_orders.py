@@ -369,3 +369,16 @@ def test_the_price_tolerance_comes_from_the_settings(
         201,
     )
     assert (invoice["status"], invoice["exceptions"]) == ("matched", [])
+
+
+def test_the_pdf_names_the_buyer_from_the_settings(
+    settings: Settings, engine: Any, session_factory: sessionmaker[Session], make_user: MakeUser
+) -> None:
+    named = settings.model_copy(update={"buyer_name": "Plant 7 <Purchasing>"})
+    headers = bearer(make_user(Role.PROCUREMENT)[1])
+    ids = _order(session_factory, [("10", "9.00")])
+    with TestClient(create_app(named)) as client:
+        pdf = client.get(f"{API}/purchase-orders/{ids['order']}/pdf", headers=headers)
+    assert pdf.status_code == 200
+    assert b"Buyer: Plant 7 <" in pdf.content
+    assert b"Buyer: MaintAInPro" not in pdf.content

@@ -17,7 +17,14 @@ from maintainpro.api.deps import CurrentUser, SessionDep, SettingsDep, require
 from maintainpro.api.fields import Code, FreeText, Name, ShortText
 from maintainpro.api.pagination import Page, WindowDep, list_page
 from maintainpro.api.problems import Problem
-from maintainpro.api.routes.supply import Amount, Currency, PurchaseOrderOut, Quantity, UnitPrice
+from maintainpro.api.routes.supply import (
+    Amount,
+    Currency,
+    Policy,
+    PurchaseOrderOut,
+    Quantity,
+    UnitPrice,
+)
 from maintainpro.config import Settings
 from maintainpro.core.users import Permission
 from maintainpro.supply.acknowledgements import AcknowledgementError, LineAck, acknowledge_order
@@ -62,7 +69,6 @@ Approver = Depends(require(Permission.SUPPLY_APPROVE))
 LineNo = Annotated[int, Field(ge=1, le=100_000)]
 Reason = Annotated[str, Field(max_length=500)]
 Lines = Field(min_length=1, max_length=1000)
-BUYER = "MaintAInPro"
 
 
 @contextmanager
@@ -168,13 +174,16 @@ def acknowledge_purchase_order(
 
 @router.post("/purchase-orders/{order_id}/changes", dependencies=[Writer])
 def change_purchase_order(
-    db: SessionDep, user: CurrentUser, order_id: int, body: OrderChangeIn
+    db: SessionDep, user: CurrentUser, policy: Policy, order_id: int, body: OrderChangeIn
 ) -> PurchaseOrderOut:
-    """Change quantity, price or need-by date of lines: a new revision for the supplier."""
+    """Change quantity, price or need-by date of lines: a new revision for the supplier.
+
+    A raise beyond the approver's limit puts the order back to draft for approval instead.
+    """
     order = _locked_order(db, order_id)
     changes = [LineChange(**line.model_dump()) for line in body.lines]
     with lifecycle_errors():
-        change_order(db, order, changes, actor_id=user.id, reason=body.reason)
+        change_order(db, order, changes, actor_id=user.id, reason=body.reason, policy=policy)
     db.commit()
     return PurchaseOrderOut.model_validate(order)
 
@@ -209,10 +218,14 @@ def close_purchase_order(
     response_class=Response,
     responses={200: {"content": {PDF_MIME: {}}, "description": "The order as PDF"}},
 )
-def purchase_order_pdf(db: SessionDep, order_id: int, explanations: bool = False) -> Response:
+def purchase_order_pdf(
+    db: SessionDep, settings: SettingsDep, order_id: int, explanations: bool = False
+) -> Response:
     """The order as the supplier receives it, as PDF."""
     order = get_or_404(db, PurchaseOrder, order_id)
-    pdf = render_order_pdf(order_document(db, order, buyer=BUYER), explanations=explanations)
+    pdf = render_order_pdf(
+        order_document(db, order, buyer=settings.buyer_name), explanations=explanations
+    )
     return Response(
         pdf,
         media_type=PDF_MIME,
