@@ -802,12 +802,21 @@ def get_purchase_order(db: SessionDep, order_id: int) -> PurchaseOrderOut:
     return PurchaseOrderOut.model_validate(get_or_404(db, PurchaseOrder, order_id))
 
 
+def _order_for_update(db: SessionDep, order_id: int) -> PurchaseOrder:
+    # Status changes on one order take turns with change orders and receipts (PostgreSQL row
+    # lock; SQLite has one writer): an approval never works on a total a change just replaced.
+    order = db.get(PurchaseOrder, order_id, with_for_update=True)
+    if order is None:
+        raise Problem(404, f"purchase order {order_id} does not exist")
+    return order
+
+
 @router.post("/purchase-orders/{order_id}/approve", dependencies=[Approver])
 def approve_purchase_order(
     db: SessionDep, user: CurrentUser, policy: Policy, order_id: int
 ) -> PurchaseOrderOut:
     """Approve a draft within the approver's limit."""
-    order = get_or_404(db, PurchaseOrder, order_id)
+    order = _order_for_update(db, order_id)
     with domain_errors():
         approve_order(db, order, approver_id=user.id, role=user.role, policy=policy)
     db.commit()
@@ -817,7 +826,7 @@ def approve_purchase_order(
 @router.post("/purchase-orders/{order_id}/send", dependencies=[Writer])
 def send_purchase_order(db: SessionDep, user: CurrentUser, order_id: int) -> PurchaseOrderOut:
     """Mark an approved order as sent to the supplier."""
-    order = get_or_404(db, PurchaseOrder, order_id)
+    order = _order_for_update(db, order_id)
     with domain_errors():
         send_order(order, actor_id=user.id)
     db.commit()
@@ -829,7 +838,7 @@ def cancel_purchase_order(
     db: SessionDep, user: CurrentUser, order_id: int, body: CancelIn
 ) -> PurchaseOrderOut:
     """Cancel an order before anything arrived."""
-    order = get_or_404(db, PurchaseOrder, order_id)
+    order = _order_for_update(db, order_id)
     with domain_errors():
         cancel_order(db, order, actor_id=user.id, reason=body.reason)
     db.commit()
