@@ -30,18 +30,18 @@ from typing import Any, Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.analytics import schema
+
+# The event is defined with the table and the connection figures with the connections view; the
+# BI channels import them from here, with the rest of the access rules.
+from maintainpro.analytics.access_connections import ConnectionStats as ConnectionStats
+from maintainpro.analytics.access_connections import connection_stats
 from maintainpro.analytics.access_log import (
     MAX_ERROR_TEXT,
     AccessLogWriter,
     clipped,
     clipped_options,
-    connection_stats,
 )
-
-# The event and the connection figures are defined with the table; the BI channels import them
-# from here, with the rest of the access rules.
 from maintainpro.analytics.access_log import AccessEvent as AccessEvent
-from maintainpro.analytics.access_log import ConnectionStats as ConnectionStats
 from maintainpro.analytics.schema import WarehouseTable
 from maintainpro.core.users import User
 

@@ -7,9 +7,10 @@ nothing; a crash loses at most the events still queued (written within milliseco
 load), and each of those is also in the ``bi feed access`` log line written when it was recorded.
 A failed write is logged and never reaches the request.
 
-The per-connection figures of the BI connections page (``connection_stats``) and the audit API
-(``access_log_page``) are read from the table, so they survive restarts; rows older than
-``bi_access_retention_days`` are removed by ``purge_access_log``.
+The per-connection figures of the BI connections page (``connection_stats``, in
+``analytics.access_connections``) and the audit API (``access_log_page``) are read from the
+table, so they survive restarts; rows older than ``bi_access_retention_days`` are removed by
+``purge_access_log``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Connection,
+    Engine,
     Float,
     ForeignKey,
     Index,
@@ -33,9 +36,7 @@ from sqlalchemy import (
     Select,
     String,
     Text,
-    case,
     delete,
-    func,
     insert,
     select,
 )
@@ -94,26 +95,6 @@ class AccessEvent:
     def outcome(self) -> Outcome:
         """Whether the request was served ("ok") or refused ("error")."""
         return "ok" if self.status < 400 else "error"
-
-
-@dataclass(frozen=True)
-class ConnectionStats:
-    """What one connection (a user through one API token, on one channel) has done so far."""
-
-    channel: str
-    user_id: int
-    username: str
-    credential_id: int | None
-    credential_name: str | None
-    first_access: dt.datetime
-    last_access: dt.datetime
-    requests: int
-    rows_served: int
-    errors: int
-    last_dataset: str
-    last_status: int
-    last_error: str | None
-    last_error_at: dt.datetime | None
 
 
 class BiAccessRecord(Base):
@@ -331,70 +312,6 @@ class AccessLogWriter:
 # --------------------------------------------------------------------------- reading
 
 
-def connection_stats(session: Session, channel: str | None = None) -> list[ConnectionStats]:
-    """Every connection of a known user (optionally on one channel), most recent first.
-
-    A connection is a user through one credential on one channel; refusals before a user was
-    known stay in the log but belong to no connection.
-    """
-    t = BiAccessRecord.__table__
-    failed = t.c.status >= 400
-    grouped = (
-        select(
-            t.c.channel,
-            t.c.user_id,
-            t.c.credential_id,
-            func.min(t.c.at).label("first_access"),
-            func.max(t.c.at).label("last_access"),
-            func.count().label("requests"),
-            func.coalesce(func.sum(t.c.rows), 0).label("rows_served"),
-            func.coalesce(func.sum(case((failed, 1), else_=0)), 0).label("errors"),
-            func.max(t.c.id).label("last_id"),
-            func.max(case((failed, t.c.id))).label("last_error_id"),
-        )
-        .where(t.c.user_id.is_not(None))
-        .group_by(t.c.channel, t.c.user_id, t.c.credential_id)
-    )
-    if channel is not None:
-        grouped = grouped.where(t.c.channel == channel)
-    g = grouped.subquery("g")
-    last = t.alias("last_row")
-    err = t.alias("error_row")
-    stmt = (
-        select(
-            g,
-            last.c.username,
-            last.c.credential_name,
-            last.c.dataset,
-            last.c.status,
-            err.c.error,
-            err.c.at.label("last_error_at"),
-        )
-        .join(last, last.c.id == g.c.last_id)
-        .outerjoin(err, err.c.id == g.c.last_error_id)
-        .order_by(g.c.last_access.desc(), g.c.last_id.desc())
-    )
-    return [
-        ConnectionStats(
-            channel=r.channel,
-            user_id=r.user_id,
-            username=r.username or "",
-            credential_id=r.credential_id,
-            credential_name=r.credential_name,
-            first_access=r.first_access,
-            last_access=r.last_access,
-            requests=int(r.requests),
-            rows_served=int(r.rows_served),
-            errors=int(r.errors),
-            last_dataset=r.dataset,
-            last_status=r.status,
-            last_error=r.error,
-            last_error_at=r.last_error_at,
-        )
-        for r in session.execute(stmt)
-    ]
-
-
 @dataclass(frozen=True)
 class AccessLogFilter:
     """Which audit rows to list; every field left None matches everything."""
@@ -459,6 +376,12 @@ def iter_access_log(
 
 # --------------------------------------------------------------------------- retention
 
+# Called with the engine of the database after a purge deleted rows. What keeps figures of the
+# table (the connections cache of ``access_connections``) registers here when it is imported:
+# this module never imports its readers, so there is no import cycle, and a process that never
+# imported a reader has nothing to clear.
+PURGE_LISTENERS: Final[list[Callable[[Engine], None]]] = []
+
 
 def purge_access_log(factory: sessionmaker[Session], retention_days: int, now: dt.datetime) -> int:
     """Delete audit rows older than the retention (0 keeps every row); returns the rows deleted.
@@ -485,6 +408,11 @@ def purge_access_log(factory: sessionmaker[Session], retention_days: int, now: d
         if count < PURGE_CHUNK:
             break
     if deleted:
+        bind = factory.kw.get("bind")
+        if isinstance(bind, Engine | Connection):
+            engine = bind.engine if isinstance(bind, Connection) else bind
+            for listener in PURGE_LISTENERS:
+                listener(engine)
         log.info(
             "bi access audit purged",
             extra={"rows": deleted, "before": cutoff.isoformat(), "days": retention_days},
