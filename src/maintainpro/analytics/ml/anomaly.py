@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 
 from maintainpro.analytics.ml.features import (
@@ -31,8 +32,9 @@ from maintainpro.analytics.ml.features import (
 )
 
 ModelKind = Literal["isolation_forest", "robust_z", "local_z"]
-# Version 1: the rolling features and the level; version 2 adds the local-curve features.
-FEATURE_SET: Final = 2
+# Version 1: the rolling features and the level; version 2 adds the local-curve features;
+# version 3 has the same columns and adds the after-event rule of `step` (see `level_only`).
+FEATURE_SET: Final = 3
 FEATURES_V1: Final = (*FEATURES, "level_z")
 FEATURES_V2: Final = (*FEATURES_V1, "peak_z", "noise_ratio", "mean_level_z", "cycle_z")
 # The longest cycle (in readings) looked for in training data; the window grows to hold one.
@@ -124,6 +126,29 @@ class AnomalyModel:
         """Scores of every point with a full window before it (len(values) - window of them)."""
         return self.scores_of(self.feature_matrix(values))
 
+    def level_only_of(self, matrix: Array) -> NDArray[np.bool_]:
+        """Per feature row: is it anomalous by the level (cycle) column alone?
+
+        Only local_z models of feature set 3 or later say so (the others: all False), for the
+        after-event rule of `step`.
+        """
+        if self.kind != "local_z" or self.feature_set < 3 or matrix.shape[0] == 0:
+            return np.zeros(matrix.shape[0], dtype=bool)
+        assert self.feature_center is not None
+        assert self.feature_scale is not None
+        cols = list(self.scored)
+        z = np.abs((matrix[:, cols] - self.feature_center[cols]) / self.feature_scale[cols])
+        # `scored` ends with the level column (cycle_z or mean_level_z).
+        return np.asarray(
+            (z[:, -1] > self.threshold) & (z[:, :-1].max(axis=1) <= self.threshold), dtype=bool
+        )
+
+    def flags(self, values: Array) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Per scorable point: is it anomalous, and is it so by the level column alone."""
+        matrix = self.feature_matrix(values)
+        anomalous = np.asarray(self.scores_of(matrix) > self.threshold, dtype=np.bool_)
+        return anomalous, self.level_only_of(matrix)
+
 
 def train(
     values: Array,
@@ -190,20 +215,49 @@ def _or_empty(profile: Array | None) -> Array:
 # --------------------------------------------------------------------------- alerting
 
 
+# Readings since the last anomalous one, before the first (as good as "never").
+NEVER: Final = 1_000_000
+
+
 @dataclass(frozen=True)
 class RunState:
-    """Consecutive anomalous / normal readings of one sensor and whether an alert is raised."""
+    """Consecutive anomalous / normal readings of one sensor and whether an alert is raised.
+
+    `since_anomalous`: readings since the last one counted as anomalous (for the after-event
+    rule of `step`).
+    """
 
     anomalous: int = 0
     normal: int = 0
     raised: bool = False
+    since_anomalous: int = NEVER
 
 
 Transition = Literal["raise", "clear"] | None
 
 
-def step(state: RunState, is_anomalous: bool, model: AnomalyModel) -> tuple[RunState, Transition]:
-    """Advance the run counters by one reading; says when to raise or clear an alert."""
+def step(
+    state: RunState, is_anomalous: bool, model: AnomalyModel, level_only: bool = False
+) -> tuple[RunState, Transition]:
+    """Advance the run counters by one reading; says when to raise or clear an alert.
+
+    After-event rule: a reading anomalous by the level (cycle) column alone counts as normal
+    while an earlier anomalous reading is within `model.window` readings, unless it continues
+    a run or an alert is raised. The cycle's phase is found from the window's readings, so an
+    event that has ended still pulls it off (and the level column up) until the event has
+    left the window; on the bench that caused most false alarms. `level_only` is only ever
+    True for local_z models of feature set 3 or later.
+    """
+    if (
+        is_anomalous
+        and level_only
+        and state.anomalous == 0
+        and not state.raised
+        and state.since_anomalous <= model.window
+    ):
+        is_anomalous = False
+    since = 0 if is_anomalous else min(state.since_anomalous + 1, NEVER)
+    state = replace(state, since_anomalous=since)
     if is_anomalous:
         state = replace(state, anomalous=state.anomalous + 1, normal=0)
         if not state.raised and state.anomalous >= model.min_run:
@@ -217,10 +271,10 @@ def step(state: RunState, is_anomalous: bool, model: AnomalyModel) -> tuple[RunS
 
 def alarms(model: AnomalyModel, values: Array) -> Array:
     """For every scorable point: is an alert raised at that point (pure replay of `step`)."""
-    flags = model.score(values) > model.threshold
+    flags, level_only = model.flags(values)
     state = RunState()
     out = np.zeros(flags.size, dtype=bool)
     for i, flag in enumerate(flags):
-        state, _ = step(state, bool(flag), model)
+        state, _ = step(state, bool(flag), model, bool(level_only[i]))
         out[i] = state.raised
     return out

@@ -13,6 +13,11 @@ path included, so the band carries the doubt about which path is right as well a
 the band is the central `coverage` share of the resamples' crossing times. `method="linear"`
 keeps the earlier straight-line model (for comparison).
 
+The bootstrap band carries the noise and the doubt about the path, not a change of wear still
+to come, so far from failure it is too narrow. `band_scale` (one factor per bucket of the
+estimated RUL, see `HORIZON_BUCKETS`, fitted by split-conformal calibration in
+`rul_calibration`) stretches or shrinks each side of the band about the estimate.
+
 The failure level is learned from the asset's failure history when it has some (the median
 level seen just before past failures), else the configured critical level of its alert rule.
 """
@@ -49,6 +54,9 @@ COVERAGE: Final = 0.9
 HORIZON_DAYS: Final = 365.0
 # Fewer past failures than this and their levels say too little; the configured level is used.
 MIN_FAILURES: Final = 2
+# Upper ends (days of estimated RUL) of the buckets a calibrated band has one factor for each;
+# the last factor is for estimates beyond the last end.
+HORIZON_BUCKETS: Final = (3.0, 7.0, 14.0)
 
 
 @dataclass(frozen=True)
@@ -92,10 +100,13 @@ def estimate_rul(
     resamples: int = BOOTSTRAP,
     seed: int = 0,
     method: Method = "auto",
+    band_scale: Sequence[float] | None = None,
 ) -> RulEstimate | None:
     """The RUL of a health indicator heading for `threshold`, or None with no usable trend."""
     if not 0.0 < coverage < 1.0:
         raise ValueError("coverage must be between 0 and 1")
+    if band_scale is not None:
+        _check_scale(band_scale)
     t = np.asarray(times_days, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
     keep = np.isfinite(t) & np.isfinite(y)
@@ -133,16 +144,46 @@ def estimate_rul(
     low = float(np.quantile(crossings, tail, method="inverted_cdf"))
     high = float(np.quantile(crossings, 1.0 - tail, method="inverted_cdf"))
     level, rate = level_and_rate(best, coef)
+    low, high = min(low, rul), max(high, rul)
+    if band_scale is not None:
+        low, high = scaled_band(rul, low, high, band_scale)
     return RulEstimate(
         rul_days=rul,
-        low_days=min(low, rul),
-        high_days=max(high, rul) if math.isfinite(high) and high <= HORIZON_DAYS else None,
+        low_days=low,
+        high_days=high if math.isfinite(high) and high <= HORIZON_DAYS else None,
         slope_per_day=sign * rate,
         level=sign * level,
         threshold=threshold,
         points=int(t.size),
         model=best.kind,
     )
+
+
+def horizon_bucket(rul_days: float) -> int:
+    """The index of the HORIZON_BUCKETS bucket (len of it: beyond the last) of an estimate."""
+    return next(
+        (i for i, end in enumerate(HORIZON_BUCKETS) if rul_days <= end), len(HORIZON_BUCKETS)
+    )
+
+
+def scaled_band(
+    rul_days: float, low_days: float, high_days: float, band_scale: Sequence[float]
+) -> tuple[float, float]:
+    """The band with each side's distance from the estimate times its bucket's factor.
+
+    The low end never goes below now (0); an open high end (inf) stays open.
+    """
+    factor = band_scale[horizon_bucket(rul_days)]
+    low = max(rul_days - factor * (rul_days - low_days), 0.0)
+    high = rul_days + factor * (high_days - rul_days) if math.isfinite(high_days) else high_days
+    return low, high
+
+
+def _check_scale(band_scale: Sequence[float]) -> None:
+    if len(band_scale) != len(HORIZON_BUCKETS) + 1:
+        raise ValueError(f"band_scale needs {len(HORIZON_BUCKETS) + 1} factors")
+    if not all(math.isfinite(f) and f > 0 for f in band_scale):
+        raise ValueError("band_scale factors must be positive numbers")
 
 
 def learned_threshold(levels_before_failures: Sequence[float]) -> float | None:

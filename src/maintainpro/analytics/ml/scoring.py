@@ -157,8 +157,10 @@ class AnomalyScorer:
             track.history.append(reading.value)
             if len(track.history) <= model.window:
                 continue
-            score = float(model.score(np.fromiter(track.history, dtype=np.float64))[-1])
-            track.state, transition = step(track.state, score > model.threshold, model)
+            matrix = model.feature_matrix(np.fromiter(track.history, dtype=np.float64))
+            score = float(model.scores_of(matrix)[-1])
+            level_only = bool(model.level_only_of(matrix)[-1])
+            track.state, transition = step(track.state, score > model.threshold, model, level_only)
             if transition is not None:
                 self._apply(session, sensor_id, transition, reading, score, model)
                 changed += 1

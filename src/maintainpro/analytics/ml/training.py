@@ -33,12 +33,19 @@ from maintainpro.analytics.ml.registry import ModelRecord, ModelRegistry, models
 from maintainpro.analytics.ml.rul import (
     BOOTSTRAP,
     COVERAGE,
+    HORIZON_BUCKETS,
     HORIZON_DAYS,
     MIN_POINTS,
     SPAN_DAYS,
     RulEstimate,
     estimate_rul,
     learned_threshold,
+)
+from maintainpro.analytics.ml.rul_calibration import (
+    BAND_SCALE,
+    CALIBRATION_ASSETS,
+    CALIBRATION_SEED,
+    band_scale_for,
 )
 from maintainpro.analytics.ml.scoring import sensor_target
 from maintainpro.analytics.ml.sources import TrainingSource, training_source
@@ -182,6 +189,10 @@ def rul_method_params() -> dict[str, Any]:
         "coverage": COVERAGE,
         "resamples": BOOTSTRAP,
         "history_days": RUL_HISTORY_DAYS,
+        # The band's calibration is part of the version: per nominal coverage, one factor per
+        # bucket of the estimated RUL, and the simulated runs it was fitted on.
+        "band_scale": {level: list(factors) for level, factors in BAND_SCALE.items()},
+        "band_scale_fit": {"seed": CALIBRATION_SEED, "assets": CALIBRATION_ASSETS},
     }
 
 
@@ -213,6 +224,20 @@ def _setting(method: ModelRecord | None, name: str, default: float) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     return default
+
+
+def _band_scale(method: ModelRecord | None, coverage: float) -> tuple[float, ...] | None:
+    """The band's factors at `coverage`: the version's own (none in a version stored before
+    calibration, which so keeps its bootstrap band), else the code's."""
+    if method is None:
+        return band_scale_for(coverage)
+    table = method.params.get("band_scale")
+    factors = table.get(f"{coverage:g}") if isinstance(table, dict) else None
+    if not isinstance(factors, list) or len(factors) != len(HORIZON_BUCKETS) + 1:
+        return None
+    if not all(isinstance(f, int | float) and f > 0 for f in factors):
+        return None
+    return tuple(float(f) for f in factors)
 
 
 @dataclass(frozen=True)
@@ -329,6 +354,7 @@ def assess_rul(
     coverage = _setting(method, "coverage", COVERAGE)
     resamples = int(_setting(method, "resamples", BOOTSTRAP))
     history = max(history_days or _setting(method, "history_days", RUL_HISTORY_DAYS), span)
+    band_scale = _band_scale(method, coverage)
     model_id = None if method is None else method.id
     model_version = None if method is None else method.version
     best: dict[int, AssetRul] = {}
@@ -363,6 +389,7 @@ def assess_rul(
                 span_days=span,
                 coverage=coverage,
                 resamples=resamples,
+                band_scale=band_scale,
             )
             if estimate is None:
                 why_not.setdefault(sensor.asset_id, []).append(
