@@ -26,7 +26,7 @@ from maintainpro.api.fields import Code, FreeText, Name, ShortText
 from maintainpro.api.pagination import Page, WindowDep, list_page
 from maintainpro.api.problems import Problem
 from maintainpro.config import Settings
-from maintainpro.core.db import utcnow
+from maintainpro.core.db import claim_writer, utcnow
 from maintainpro.core.inventory import Part
 from maintainpro.core.users import Permission, Role
 from maintainpro.supply.catalog_import import import_catalog
@@ -804,8 +804,10 @@ def get_purchase_order(db: SessionDep, order_id: int) -> PurchaseOrderOut:
 
 def _order_for_update(db: SessionDep, order_id: int) -> PurchaseOrder:
     # Status changes on one order take turns with change orders and receipts (PostgreSQL row
-    # lock; SQLite has one writer): an approval never works on a total a change just replaced.
-    order = db.get(PurchaseOrder, order_id, with_for_update=True)
+    # lock; on SQLite the request becomes the one writer before it reads): an approval never
+    # works on a status or total another request just replaced.
+    claim_writer(db)
+    order = db.get(PurchaseOrder, order_id, with_for_update=True, populate_existing=True)
     if order is None:
         raise Problem(404, f"purchase order {order_id} does not exist")
     return order

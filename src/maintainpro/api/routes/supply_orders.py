@@ -26,6 +26,7 @@ from maintainpro.api.routes.supply import (
     UnitPrice,
 )
 from maintainpro.config import Settings
+from maintainpro.core.db import claim_writer
 from maintainpro.core.users import Permission
 from maintainpro.supply.acknowledgements import AcknowledgementError, LineAck, acknowledge_order
 from maintainpro.supply.contracts import ContractError
@@ -89,9 +90,11 @@ def lifecycle_errors() -> Iterator[None]:
 
 
 def _locked_order(db: SessionDep, order_id: int) -> PurchaseOrder:
-    # Writes on one order take turns (PostgreSQL row lock), so two requests cannot both pass the
-    # checks on quantities read before the other committed.
-    order = db.get(PurchaseOrder, order_id, with_for_update=True)
+    # Writes on one order take turns (PostgreSQL row lock; on SQLite the request becomes the one
+    # writer first), so two requests cannot both pass checks on what they read before the other
+    # committed.
+    claim_writer(db)
+    order = db.get(PurchaseOrder, order_id, with_for_update=True, populate_existing=True)
     if order is None:
         raise Problem(404, f"purchase order {order_id} does not exist")
     return order
