@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,9 +21,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from maintainpro.analytics.access import access_ledger, record_access, site_scope
-from maintainpro.analytics.reports.audit import download_event
-from maintainpro.analytics.reports.outputs import may_download, visible_output
+from maintainpro.analytics.access import access_ledger, site_scope
+from maintainpro.analytics.reports.downloads import fetch_download
+from maintainpro.analytics.reports.outputs import may_download
 from maintainpro.analytics.reports.records import (
     ReportDefinition,
     ReportOutput,
@@ -317,26 +316,13 @@ def download_kept_file(
     request: Request, db: SessionDep, user: PageUser, run_id: int, output_id: int
 ) -> Response:
     """A run's kept file as a download; another site's file is answered like a missing one."""
-    began = time.perf_counter()
-    row, allowed = visible_output(db, run_id, output_id, site_scope(user))
-    run = db.get(ReportRun, run_id) if row is not None else None
-    definition = db.get(ReportDefinition, run.definition_id) if run is not None else None
-    content = row.content if row is not None and allowed else None
-    status = 200 if content is not None else 404
-    record_access(
-        access_ledger(request.app.state),
-        download_event(
-            user,
-            definition,
-            run_id,
-            output_id,
-            row,
-            status=status,
-            duration_ms=(time.perf_counter() - began) * 1000,
-            via="page",
-            error=None if content is not None else "no such file for this user",
-        ),
+    download = fetch_download(
+        db, access_ledger(request.app.state), user, run_id, output_id, via="page"
     )
-    if content is None or row is None:
+    if download.content is None or download.output is None:
         raise HTTPException(404, "no such file")
-    return Response(content, media_type=row.media_type, headers=download_headers(row.filename))
+    return Response(
+        download.content,
+        media_type=download.output.media_type,
+        headers=download_headers(download.output.filename),
+    )

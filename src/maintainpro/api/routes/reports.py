@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -30,14 +29,14 @@ from pydantic import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from maintainpro.analytics.access import access_ledger, record_access, site_scope
+from maintainpro.analytics.access import access_ledger, site_scope
 from maintainpro.analytics.dashboards.records import Dashboard
 from maintainpro.analytics.dashboards.rules import may_view
-from maintainpro.analytics.reports.audit import download_event
 from maintainpro.analytics.reports.dashboard_source import DashboardReport
 from maintainpro.analytics.reports.data import SourceError
 from maintainpro.analytics.reports.delivery import SftpTarget
-from maintainpro.analytics.reports.outputs import visible_output, visible_outputs
+from maintainpro.analytics.reports.downloads import fetch_download
+from maintainpro.analytics.reports.outputs import visible_outputs
 from maintainpro.analytics.reports.periods import PeriodName
 from maintainpro.analytics.reports.records import (
     RecipientKind,
@@ -743,47 +742,13 @@ def download_output(
     request: Request, db: SessionDep, user: ReaderUser, run_id: int, output_id: int
 ) -> Response:
     """One kept file, as a download; 404 for a file of sites the caller may not see."""
-    began = time.perf_counter()
-    row, allowed = visible_output(db, run_id, output_id, site_scope(user))
-    run = db.get(ReportRun, run_id) if row is not None else None
-    definition = db.get(ReportDefinition, run.definition_id) if run is not None else None
-    content = row.content if row is not None and allowed else None
-    if content is None:
-        # Another site's file reads exactly like a missing one.
-        reason = (
-            f"this file was not kept: {row.not_kept_reason}"
-            if row is not None and allowed and row.not_kept_reason
-            else f"report output {output_id} of run {run_id} does not exist"
-        )
-        _audit_download(request, user, definition, run_id, output_id, row, began, 404, reason)
-        raise Problem(404, reason)
-    assert row is not None
-    _audit_download(request, user, definition, run_id, output_id, row, began, 200)
-    return Response(content, media_type=row.media_type, headers=download_headers(row.filename))
-
-
-def _audit_download(
-    request: Request,
-    user: User,
-    definition: ReportDefinition | None,
-    run_id: int,
-    output_id: int,
-    row: ReportOutput | None,
-    began: float,
-    status_code: int,
-    error: str | None = None,
-) -> None:
-    record_access(
-        access_ledger(request.app.state),
-        download_event(
-            user,
-            definition,
-            run_id,
-            output_id,
-            row,
-            status=status_code,
-            duration_ms=(time.perf_counter() - began) * 1000,
-            via="api",
-            error=error,
-        ),
+    download = fetch_download(
+        db, access_ledger(request.app.state), user, run_id, output_id, via="api"
+    )
+    if download.content is None or download.output is None:
+        raise Problem(404, download.reason)
+    return Response(
+        download.content,
+        media_type=download.output.media_type,
+        headers=download_headers(download.output.filename),
     )
