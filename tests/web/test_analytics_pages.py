@@ -428,3 +428,37 @@ def test_a_postgres_warehouse_that_never_answers_times_out(
     assert "unreachable:" in card
     assert "timeout" in card
     assert elapsed < 10
+
+
+def test_requests_refused_before_a_user_was_known_are_counted_for_the_last_day(
+    client: TestClient, make_user: Any, built: Path
+) -> None:
+    analyst, _ = make_user(Role.ANALYST)
+    sign_in(client, analyst.username)
+    quiet = client.get("/analytics/integration").text
+    assert "No request was refused for want of a valid token" in quiet
+    # Someone trying tokens: two refusals now, one two days ago that no longer counts.
+    for token in ("mpt_guess-1", "mpt_guess-2"):
+        assert client.get("/odata/dim_site", headers=bearer(token)).status_code == 401
+    record_access(
+        access_ledger(client.app.state),  # type: ignore[attr-defined]
+        AccessEvent(
+            channel="odata",
+            dataset="dim_site",
+            user_id=None,
+            username=None,
+            credential_id=None,
+            credential_name=None,
+            options={},
+            rows=0,
+            duration_ms=1.0,
+            status=401,
+            error="old refusal",
+            at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2),
+        ),
+    )
+    html = client.get("/analytics/integration").text
+    notice = html.split('id="bi-anonymous-refusals"', 1)[1].split("</p>", 1)[0]
+    assert "2 requests refused in the last 24 hours" in notice
+    assert "on odata" in notice
+    assert "old refusal" not in notice

@@ -22,6 +22,7 @@ request path; the BI connections page reads its per-connection figures from that
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
@@ -30,11 +31,15 @@ from typing import Any, Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintainpro.analytics import schema
+from maintainpro.analytics.access_connections import (
+    AnonymousRefusals,
+    anonymous_refusals,
+    connection_stats,
+)
 
 # The event is defined with the table and the connection figures with the connections view; the
 # BI channels import them from here, with the rest of the access rules.
 from maintainpro.analytics.access_connections import ConnectionStats as ConnectionStats
-from maintainpro.analytics.access_connections import connection_stats
 from maintainpro.analytics.access_log import (
     MAX_ERROR_TEXT,
     AccessLogWriter,
@@ -158,6 +163,12 @@ class AccessLedger:
         self.writer.flush()
         with self._factory() as session:
             return connection_stats(session, channel)
+
+    def refusals_since(self, since: dt.datetime) -> AnonymousRefusals:
+        """Requests refused before a user was known, since ``since`` (written ones first)."""
+        self.writer.flush()
+        with self._factory() as session:
+            return anonymous_refusals(session, since)
 
     def flush(self) -> bool:
         """Wait until the events recorded so far are in the table; False on timeout."""

@@ -577,3 +577,37 @@ def _forget(engine: Engine) -> None:
 # access_log cannot import this module (it is imported from here), so its purge reaches the
 # cache through this hook, registered once when the view is first imported.
 PURGE_LISTENERS.append(_forget)
+
+
+@dataclass(frozen=True)
+class AnonymousRefusals:
+    """Requests refused before a user was known (bad, expired or missing token) since a time."""
+
+    since: dt.datetime
+    count: int
+    last_at: dt.datetime | None
+    last_channel: str | None
+    last_error: str | None
+
+
+def anonymous_refusals(session: Session, since: dt.datetime) -> AnonymousRefusals:
+    """How many requests no user can be named for were refused since ``since``, and the last.
+
+    They belong to no connection, so the connections view would not show someone trying tokens;
+    the time index keeps this to the window's rows.
+    """
+    t = BiAccessRecord.__table__
+    window = (t.c.at >= since) & t.c.user_id.is_(None) & (t.c.status >= 400)
+    count, last_id = session.execute(select(func.count(), func.max(t.c.id)).where(window)).one()
+    last = (
+        session.execute(select(t.c.at, t.c.channel, t.c.error).where(t.c.id == last_id)).first()
+        if last_id is not None
+        else None
+    )
+    return AnonymousRefusals(
+        since=since,
+        count=int(count),
+        last_at=last.at if last is not None else None,
+        last_channel=last.channel if last is not None else None,
+        last_error=last.error if last is not None else None,
+    )

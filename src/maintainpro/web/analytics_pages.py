@@ -52,6 +52,8 @@ router = APIRouter(include_in_schema=False)
 CanReadWork = page_permission(Permission.WORK_ORDERS_READ)
 CanAudit = page_permission(Permission.AUDIT_READ)
 RUN_HISTORY: Final = 500
+# Refusals before a user was known (bad tokens) shown on the integration page: the last day.
+REFUSALS_WINDOW: Final = dt.timedelta(hours=24)
 # The PostgreSQL warehouse card must not hold the page: a server that does not answer is
 # "unreachable" after this long (libpq's connect_timeout, whole seconds, at least 2), and a
 # query that waits (on a lock) is cancelled after the statement timeout.
@@ -253,7 +255,9 @@ def integration_page(request: Request, user: PageUser) -> HTMLResponse:
         run_limit=RUN_HISTORY,
     )
     # Computed from the BI access audit table: the figures outlive restarts.
-    stats = access_ledger(request.app.state).connections()
+    ledger = access_ledger(request.app.state)
+    stats = ledger.connections()
+    refusals = ledger.refusals_since(now - REFUSALS_WINDOW)
     connections = [ConnectionRow.of(s) for s in stats]
     feeds: FeedStatus = feed_status(request.app.state, stats)
     jobs = summarise_runs(seen.runs)
@@ -264,6 +268,7 @@ def integration_page(request: Request, user: PageUser) -> HTMLResponse:
         notices=[*loaded.notices, *([seen.problem] if seen.problem else [])],
         connections=connections,
         failing=sum(1 for c in connections if c.state == "failing"),
+        refusals=refusals,
         retention_days=settings.bi_access_retention_days,
         feeds=feeds,
         exports=_scheduled(settings, loaded.catalog, now),
