@@ -78,4 +78,3 @@ def test_two_approvals_at_once_approve_once(
     path = f"/api/v1/purchase-orders/{draft_id}/approve"
     assert _together(client, admin_headers, monkeypatch, [path, path]) == [200, 409]
     assert _history(session_factory, draft_id).count(PoStatus.APPROVED) == 1
-
