@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from maintainpro.app import create_app
 from maintainpro.config import Settings
 from maintainpro.core.inventory import StockLevel
-from maintainpro.supply import jobs
+from maintainpro.supply import jobs, requisitions
 from maintainpro.supply.jobs import reorder_check
 from maintainpro.supply.purchasing import PoStatus, PurchaseOrder
 from maintainpro.supply.requisitions import (
@@ -153,3 +155,40 @@ def test_the_app_schedules_both_procurement_jobs(settings: Settings) -> None:
     assert not {"reorder-check", "contract-watch"} & {
         status.name for status in quiet.state.supervisor.statuses
     }
+
+
+def test_two_processes_checking_at_once_requisition_the_shortfall_once(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    low_stock: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each check waits (briefly) after reading what is on order until the other has read too.
+    # Without the lock both read "nothing on order" and both requisition the 9; with it the
+    # second only reads once the first has committed, and the first's wait simply times out.
+    both_read = threading.Barrier(2)
+    on_order_for = requisitions.on_order_for
+
+    def read_then_wait(session: Session, stock_level_id: int) -> Decimal:
+        quantity = on_order_for(session, stock_level_id)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=2)
+        return quantity
+
+    monkeypatch.setattr(requisitions, "on_order_for", read_then_wait)
+    manual = settings.model_copy(update={"auto_purchase_orders": False})
+    errors: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            reorder_check(session_factory, manual, now=NOW)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=check) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert _lines(session_factory) == [(RequisitionSource.REORDER_POINT, Decimal(9), "open")]

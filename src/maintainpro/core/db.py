@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -106,6 +106,21 @@ def claim_writer(session: Session) -> None:
     # behind the one writer.
     if driver is not None and not driver.in_transaction:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def hold_exclusive(session: Session, name: str) -> None:
+    """Let one transaction at a time, across every process, pass this point for ``name``.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the name (released at commit or
+    rollback); SQLite: the transaction becomes the one writer (``claim_writer``). For jobs that
+    read, decide and write in one transaction and must not run twice at once (two hub processes
+    running the same schedule).
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+    else:
+        claim_writer(session)
 
 
 @contextmanager

@@ -6,16 +6,19 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Date, ForeignKey, Numeric, String, UniqueConstraint, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, sessionmaker
 
 from maintainpro.core.columns import text_enum
-from maintainpro.core.db import Base, UTCDateTime, utcnow
+from maintainpro.core.db import Base, UTCDateTime, hold_exclusive, utcnow
 from maintainpro.core.inventory import Part, StockLevel
 from maintainpro.core.work_orders import WorkOrder
 from maintainpro.supply.purchasing import OPEN_PO_STATUSES, PurchaseOrder, PurchaseOrderLine
+
+# The advisory lock (PostgreSQL) that keeps reorder-point checks of several processes apart.
+REORDER_LOCK: Final = "maintainpro.supply.reorder_points"
 
 
 class RequisitionSource(enum.StrEnum):
@@ -255,8 +258,11 @@ def on_order_for(session: Session, stock_level_id: int) -> Decimal:
 def requisitions_from_reorder_points(session: Session) -> list[RequisitionLine]:
     """Requisition every stock level at or below its reorder point, up to its maximum.
 
-    The lines carry no need-by date: the reorder point is what covers the lead time.
+    The lines carry no need-by date: the reorder point is what covers the lead time. One check
+    at a time (the job of each hub process, ``POST /requisitions/reorder-points``): two at once
+    would each read "nothing on order" before the other commits and requisition it twice.
     """
+    hold_exclusive(session, REORDER_LOCK)
     levels = session.scalars(
         select(StockLevel)
         .where(StockLevel.on_hand - StockLevel.reserved <= StockLevel.reorder_point)
